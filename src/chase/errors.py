@@ -1,0 +1,19 @@
+"""Exceptions the CLI turns into one clear line and exit code 2 (bad input, never a bug)."""
+
+from __future__ import annotations
+
+
+class ChaseError(Exception):
+    """Base class of every user-facing error raised by the project."""
+
+
+class ConfigError(ChaseError, ValueError):
+    """An invalid configuration value: names the field, the value and what is allowed."""
+
+
+class DataError(ChaseError):
+    """A data folder is missing, incomplete or in the wrong format."""
+
+
+class CheckpointError(ChaseError):
+    """A checkpoint or run folder is corrupt, incompatible or not what was expected."""
