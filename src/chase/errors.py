@@ -17,3 +17,7 @@ class DataError(ChaseError):
 
 class CheckpointError(ChaseError):
     """A checkpoint or run folder is corrupt, incompatible or not what was expected."""
+
+
+class InvariantError(RuntimeError):
+    """An internal invariant of the sparsity engine is broken (a bug or outside tampering)."""

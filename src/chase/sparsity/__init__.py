@@ -1,1 +1,24 @@
-"""sparsity"""
+"""The sparsity engine: masks, allocation, selection, schedules, updaters, channel learner.
+
+Imports torch only; never imports ``chase.train`` or ``chase.cli``.
+"""
+
+from chase.sparsity.config import ChannelConfig, SparsityConfig
+from chase.sparsity.engine import SparsityEngine, maskable_weights, unwrap
+from chase.sparsity.groups import ChannelGroup, Member
+from chase.sparsity.masks import MaskSet
+from chase.sparsity.updaters import UPDATERS, TopologyUpdater, register_updater
+
+__all__ = [
+    "UPDATERS",
+    "ChannelConfig",
+    "ChannelGroup",
+    "MaskSet",
+    "Member",
+    "SparsityConfig",
+    "SparsityEngine",
+    "TopologyUpdater",
+    "maskable_weights",
+    "register_updater",
+    "unwrap",
+]

@@ -1,7 +1,8 @@
 """Configuration of the sparsity engine: frozen, validated dataclasses.
 
 Field names are a public contract: they appear in YAML presets, run folders and checkpoints.
-Every invalid value raises ``ConfigError`` (a ``ValueError``) naming the field, the value and what is allowed.
+Every invalid value raises ``ConfigError`` (a ``ValueError``) naming the field, the value
+and what is allowed.
 """
 
 from __future__ import annotations
@@ -185,19 +186,32 @@ class SparsityConfig:
         if self.channels is not None and not isinstance(self.channels, ChannelConfig):
             _fail(o, "channels", self.channels, "a ChannelConfig, a mapping or None")
         if self.updater == "mest" and self.density + self.mest_overshoot > 1.0:
-            _fail(o, "mest_overshoot", self.mest_overshoot, f"at most 1 - density = "
-                  f"{1.0 - self.density:g} (the soft bound cannot exceed a dense model)")
+            _fail(
+                o,
+                "mest_overshoot",
+                self.mest_overshoot,
+                f"at most 1 - density = "
+                f"{1.0 - self.density:g} (the soft bound cannot exceed a dense model)",
+            )
         needs_t = self.updater != "static" and (
             self.drop_schedule != "constant" or self.updater == "mest"
         )
         if needs_t and self.schedule_end is None:
-            _fail(o, "total_steps", self.total_steps,
-                  f"an integer >= 1 (updater {self.updater!r} with drop_schedule "
-                  f"{self.drop_schedule!r} needs the run length; or set dst_end)")
+            _fail(
+                o,
+                "total_steps",
+                self.total_steps,
+                f"an integer >= 1 (updater {self.updater!r} with drop_schedule "
+                f"{self.drop_schedule!r} needs the run length; or set dst_end)",
+            )
         ch = self.channels
         if ch is not None and ch.end is None and self.total_steps is None:
-            _fail("ChannelConfig", "end", None,
-                  "an integer >= 0 (or set SparsityConfig.total_steps, its default)")
+            _fail(
+                "ChannelConfig",
+                "end",
+                None,
+                "an integer >= 0 (or set SparsityConfig.total_steps, its default)",
+            )
 
     @property
     def schedule_end(self) -> int | None:

@@ -1,0 +1,326 @@
+"""The sparsity engine: one clock, the masks, the updater and the channel pruner.
+
+Order of work after every real optimizer step (DESIGN §4): advance ``t``; re-apply masks to
+weights and optimizer state; run a channel event if ``t`` is one; run the topology update if
+``t`` is one; re-apply. Nothing on the per-step path synchronises with the device.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from chase.errors import CheckpointError, ConfigError, InvariantError
+from chase.sparsity import distributed
+from chase.sparsity.allocation import allocate, match_layers
+from chase.sparsity.channels import ChannelPruner
+from chase.sparsity.config import SparsityConfig
+from chase.sparsity.groups import ChannelGroup
+from chase.sparsity.masks import MaskSet
+from chase.sparsity.report import channel_report
+from chase.sparsity.schedules import (
+    is_channel_event,
+    is_update_step,
+    mest_density,
+    mest_phase_end,
+)
+from chase.sparsity.selection import top_k_mask
+from chase.sparsity.updaters import Context, Layer, create_updater, rewire
+
+log = logging.getLogger(__name__)
+
+MASKABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+STATE_VERSION = 1
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside DDP / DataParallel / torch.compile wrappers."""
+    while True:
+        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def maskable_weights(model: nn.Module) -> list[str]:
+    """FQNs of every Conv/Linear weight, in module registration order."""
+    return [
+        f"{name}.weight" if name else "weight"
+        for name, mod in model.named_modules()
+        if isinstance(mod, MASKABLE) and isinstance(getattr(mod, "weight", None), nn.Parameter)
+    ]
+
+
+class SparsityEngine:
+    """Dynamic sparse training state of one model; see :func:`chase.sparsify`."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None,
+        config: SparsityConfig,
+        groups: list[ChannelGroup] | None = None,
+        attach: bool = True,
+    ):
+        self.config = config
+        self.model = unwrap(model)
+        self.optimizer = optimizer
+        self.groups = groups
+        self.step = 0
+        self.generator = torch.Generator().manual_seed(config.seed)
+        params = dict(self.model.named_parameters())
+        self.layers = maskable_weights(self.model)
+        if not self.layers:
+            raise ConfigError("the model has no Conv or Linear weights to sparsify")
+        self.shapes = {n: tuple(params[n].shape) for n in self.layers}
+        self.total = sum(params[n].numel() for n in self.layers)
+        self.budget = round(config.density * self.total)
+        self.pinned = set(match_layers(self.layers, config.keep_dense, "SparsityConfig.keep_dense"))
+        self.targets = allocate(
+            self.shapes, self.budget, config.allocation, config.erk_power, dense=list(self.pinned)
+        )
+        self.masks = MaskSet(params, self._initial_masks(params))
+        self.updater = create_updater(config)
+        self.channels: ChannelPruner | None = None
+        if config.channels is not None:
+            if groups is None:
+                raise ConfigError(
+                    "SparsityConfig.channels needs the model's channel groups: "
+                    "pass example_inputs to chase.sparsify"
+                )
+            self.channels = ChannelPruner(config, groups, self.masks)
+        self.trajectory: list[tuple[int, list[int]]] = []
+        self.dense_grad_steps = 0
+        self._expected: int | None = self.budget  # exact active count, None after channel events
+        self._ceiling = self.budget  # most active weights allowed until the next update
+        self._changed()
+        self._hook = None
+        if attach:
+            if optimizer is None:
+                raise ConfigError("attach=True needs an optimizer; pass attach=False instead")
+            self._hook = optimizer.register_step_post_hook(lambda *_: self.after_step())
+
+    # -- construction ------------------------------------------------------------------------
+    def _initial_masks(self, params: dict[str, nn.Parameter]) -> dict[str, torch.Tensor]:
+        """Exactly ``targets[n]`` active positions per layer, chosen uniformly at random."""
+        masks = {}
+        for n in self.layers:
+            k = self.targets[n]
+            if k >= params[n].numel():
+                mask = torch.ones(self.shapes[n], dtype=torch.bool)
+            else:
+                noise = torch.rand(self.shapes[n], generator=self.generator)
+                mask = top_k_mask(noise, k)
+            masks[n] = mask.to(params[n].device)
+        return masks
+
+    def detach(self) -> None:
+        """Stop acting after optimizer steps (the masks stay applied)."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    # -- the per-step path -------------------------------------------------------------------
+    def after_step(self) -> None:
+        """Advance the clock after one real optimizer step and run any due event."""
+        self.step += 1
+        t = self.step
+        if self.updater.dense_grad == "every":
+            self.updater.observe({n: self.masks.params[n] for n in self.layers})
+            self.dense_grad_steps += 1
+        self.masks.apply(self.optimizer)
+        changed = False
+        event = self.channels is not None and is_channel_event(self.config, t)
+        if event and self.channels.event(t, self.generator):  # type: ignore[union-attr]
+            self._after_channel_event()
+            changed = True
+        if is_update_step(self.config, t):
+            self._update(t)
+            changed = True
+        if changed:
+            self._changed()
+
+    def _changed(self) -> None:
+        """Re-apply, make every rank agree, and record the new active counts."""
+        self.masks.apply(self.optimizer)
+        tensors = [self.masks[n] for n in self.layers]
+        if self.channels is not None:
+            tensors.append(self.channels.alive)
+        if distributed.world_size() > 1:
+            distributed.broadcast_bool(tensors)
+            if self.channels is not None:
+                self.channels.live = int(self.channels.alive.sum())
+                self.masks.axis_keep.clear()
+                self.masks.param_keep.clear()
+                self.channels.replay()
+            self.masks.apply(self.optimizer)
+        self.trajectory.append((self.step, self.masks.counts()))
+
+    def _after_channel_event(self) -> None:
+        self._expected = None  # active <= budget until the next weight update regrows
+        if self.config.scope == "layer":
+            live = {n: self.masks.live_shape(n) for n in self.layers}
+            caps = {n: self.masks.capacity(n) for n in self.layers}
+            self.targets = allocate(
+                live,
+                self.budget,
+                self.config.allocation,
+                self.config.erk_power,
+                dense=[n for n in self.layers if n in self.pinned],
+                capacity=caps,
+            )
+
+    def _update(self, t: int) -> None:
+        counts = dict(zip(self.layers, self.masks.counts()))
+        free = [n for n in self.layers if n not in self.pinned]
+        pinned_active = sum(self.masks.capacity(n) for n in self.pinned)
+        layers = [
+            Layer(
+                name=n,
+                weight=self.masks.params[n],
+                mask=self.masks[n],
+                region=self.masks.region(n),
+                active=counts[n],
+                capacity=self.masks.capacity(n),
+                target=self.targets[n],
+                pinned=False,
+            )
+            for n in free
+        ]
+        ctx = Context(t, self.total, self.budget - pinned_active, pinned_active, self.generator)
+        plan = self.updater.plan(ctx, layers)
+        for name, mask in rewire(layers, plan, self.updater, self.generator).items():
+            self.masks.set(name, mask)
+        if self.updater.dense_grad == "update":
+            self.dense_grad_steps += 1
+        capacity = sum(lay.capacity for lay in layers) + pinned_active
+        self._ceiling = self._bound(t)
+        self._expected = min(self._ceiling, capacity)
+
+    def _bound(self, t: int) -> int:
+        """Active weights right after an update at step ``t`` (MEST phase A overshoots)."""
+        if self.config.updater == "mest" and t < mest_phase_end(self.config):
+            return max(self.budget, round(mest_density(self.config, t) * self.total))
+        return self.budget
+
+    # -- inspection --------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Plain-dict snapshot: step, active, budget, density, per-layer counts, channels."""
+        counts = self.masks.counts()
+        active = sum(counts)
+        out: dict[str, Any] = {
+            "step": self.step,
+            "active": active,
+            "budget": self.budget,
+            "total": self.total,
+            "density": active / self.total,
+            "layers": {
+                n: {
+                    "active": c,
+                    "total": self.masks[n].numel(),
+                    "density": c / self.masks[n].numel(),
+                }
+                for n, c in zip(self.layers, counts)
+            },
+        }
+        if self.channels is not None:
+            out["channels"] = self.channels.summary()
+        return out
+
+    def channel_report(self, ratio: float = 0.5) -> dict[str, Any]:
+        """Per-group channel densities and UMM scores, and the sparse-amenable fraction."""
+        if self.groups is None:
+            raise ConfigError("channel_report needs channel groups: pass example_inputs")
+        keep = self.channels.keep() if self.channels is not None else None
+        return channel_report(self.groups, self.masks, keep, ratio)
+
+    def check(self) -> None:
+        """Verify every invariant; raise ``InvariantError`` naming each broken one."""
+        problems: list[str] = []
+        counts = self.masks.counts()
+        for n, count in zip(self.layers, counts):
+            problems += self._check_layer(n, count)
+        active = sum(counts)
+        if self._expected is not None and active != self._expected:
+            problems.append(f"{active} active weights, expected exactly {self._expected}")
+        if active > self._ceiling:
+            problems.append(f"{active} active weights exceed the bound {self._ceiling}")
+        if self.channels is not None:
+            ch = self.channels
+            if int(ch.alive.sum()) != ch.live:
+                problems.append("channel pruner's live count disagrees with its keep vector")
+            live_g = torch.bincount(ch.gid[ch.alive], minlength=len(ch.groups))
+            if bool((live_g < torch.minimum(ch.floors, ch.sizes)).any()):
+                problems.append("a channel group fell below its floor")
+        tensors = [self.masks[n] for n in self.layers]
+        if distributed.mismatched(tensors):
+            problems.append("masks differ between ranks")
+        if problems:
+            raise InvariantError("sparsity engine check failed: " + "; ".join(problems))
+
+    def _check_layer(self, name: str, count: int) -> list[str]:
+        out = []
+        mask = self.masks[name]
+        weight = self.masks.params[name].detach()
+        if mask.dtype != torch.bool or mask.shape != weight.shape:
+            out.append(f"{name}: mask is not a bool tensor of the weight's shape")
+            return out
+        if bool((weight[~mask] != 0).any()):
+            out.append(f"{name}: masked weights are not zero")
+        region = self.masks.region(name)
+        if region is not None and bool((mask & ~region).any()):
+            out.append(f"{name}: active weights inside removed channels")
+        if name in self.pinned and count != self.masks.capacity(name):
+            out.append(f"{name}: keep_dense layer is not dense")
+        return out
+
+    # -- checkpointing -----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Masks, clock, RNG, targets, updater and channel state (plain tensors and dicts)."""
+        return {
+            "version": STATE_VERSION,
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "layers": list(self.layers),
+            "masks": {n: self.masks[n].cpu().clone() for n in self.layers},
+            "rng": self.generator.get_state(),
+            "targets": dict(self.targets),
+            "expected": self._expected,
+            "ceiling": self._ceiling,
+            "updater": self.updater.state_dict(),
+            "channels": None if self.channels is None else self.channels.state_dict(),
+            "trajectory": [[t, list(c)] for t, c in self.trajectory],
+            "dense_grad_steps": self.dense_grad_steps,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a saved state into an engine built for the same model and config."""
+        version = state.get("version") if isinstance(state, dict) else None
+        if version != STATE_VERSION:
+            raise CheckpointError(
+                f"engine state has version {version}, this version of chase reads {STATE_VERSION}"
+            )
+        if list(state["layers"]) != self.layers:
+            raise CheckpointError("engine state was saved for a model with other layers")
+        if (state["channels"] is None) != (self.channels is None):
+            raise CheckpointError("engine state and config disagree on channel pruning")
+        self.step = int(state["step"])
+        self.generator.set_state(state["rng"])
+        self.targets = dict(state["targets"])
+        self._expected = state["expected"]
+        self._ceiling = int(state["ceiling"])
+        self.masks.axis_keep.clear()
+        self.masks.param_keep.clear()
+        for n in self.layers:
+            self.masks.set(n, state["masks"][n].to(torch.bool))
+        self.updater.load_state_dict(state["updater"])
+        if self.channels is not None:
+            self.channels.load_state_dict(state["channels"])
+        self.trajectory = [(int(t), list(c)) for t, c in state["trajectory"]]
+        self.dense_grad_steps = int(state["dense_grad_steps"])
+        self.masks.apply(self.optimizer)

@@ -1,0 +1,130 @@
+"""Weight masks and channel keep-vectors, and their application to weights and optimizer state.
+
+``MaskSet`` owns one ``bool`` mask per maskable weight (1 byte per weight) and, once channels
+are removed, a keep-vector per (tensor, axis) touched by a removed channel. Applying it zeroes
+masked weights, removed biases and norm parameters, and every optimizer-state tensor shaped
+like its parameter (SGD momentum, Adam's moments, ...), with one fused call per kind.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+
+import torch
+from torch import nn
+
+
+class MaskSet(Mapping[str, torch.Tensor]):
+    """Masks keyed by parameter FQN (a read-only mapping), applied after every optimizer step.
+
+    ``params`` holds every parameter of the model by FQN (channel removal also zeroes biases
+    and norm parameters); only the maskable weights have a mask.
+    """
+
+    def __init__(self, params: Mapping[str, nn.Parameter], masks: Mapping[str, torch.Tensor]):
+        self.params = dict(params)
+        self.names = list(masks)
+        self._masks: dict[str, torch.Tensor] = {}
+        for name in self.names:
+            self.set(name, masks[name])
+        self.axis_keep: dict[str, dict[int, torch.Tensor]] = {}
+        self.param_keep: dict[str, torch.Tensor] = {}
+
+    def set(self, name: str, mask: torch.Tensor) -> None:
+        param = self.params[name]
+        if mask.shape != param.shape or mask.dtype != torch.bool:
+            raise ValueError(f"mask for {name} must be bool of shape {tuple(param.shape)}")
+        self._masks[name] = mask.to(param.device)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._masks[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    # -- channels --------------------------------------------------------------------------
+    def region(self, name: str) -> torch.Tensor | None:
+        """Bool tensor broadcastable to ``name``'s shape: positions inside live channels."""
+        keeps = self.axis_keep.get(name)
+        if not keeps:
+            return None
+        ndim = self.params[name].dim()
+        region: torch.Tensor | None = None
+        for axis, keep in keeps.items():
+            shape = [1] * ndim
+            shape[axis] = keep.numel()
+            part = keep.view(shape)
+            region = part if region is None else region & part
+        return region
+
+    def restrict(self, name: str, axis: int, keep: torch.Tensor) -> None:
+        """AND a keep-vector into ``name``'s ``axis``; removed positions never come back."""
+        param = self.params[name]
+        keeps = self.axis_keep.setdefault(name, {})
+        current = keeps.get(axis)
+        keep = keep.to(param.device)
+        keeps[axis] = keep if current is None else current & keep
+        region = self.region(name)
+        assert region is not None
+        if name in self._masks:
+            self._masks[name] = self._masks[name] & region
+        else:
+            self.param_keep[name] = region.expand_as(param).clone()
+
+    def capacity(self, name: str) -> int:
+        """Number of positions of ``name`` inside live channels."""
+        shape = list(self.params[name].shape)
+        for axis, keep in self.axis_keep.get(name, {}).items():
+            shape[axis] = int(keep.sum())
+        return math.prod(shape)
+
+    def live_shape(self, name: str) -> tuple[int, ...]:
+        shape = list(self.params[name].shape)
+        for axis, keep in self.axis_keep.get(name, {}).items():
+            shape[axis] = int(keep.sum())
+        return tuple(shape)
+
+    # -- application ---------------------------------------------------------------------
+    def counts(self) -> list[int]:
+        """Active weights per maskable layer, in ``names`` order (one device sync)."""
+        if not self.names:
+            return []
+        sums = torch.stack([self._masks[n].sum().to("cpu") for n in self.names])
+        return [int(c) for c in sums.tolist()]
+
+    @torch.no_grad()
+    def apply(self, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Zero masked weights, removed channel parameters and their optimizer state."""
+        pairs = [(self.params[n], self._masks[n]) for n in self.names]
+        pairs += [(self.params[n], k) for n, k in self.param_keep.items()]
+        if optimizer is not None:
+            pairs += self._state_pairs(optimizer, pairs)
+        by_device: dict[tuple[torch.device, torch.dtype], list[tuple[torch.Tensor, ...]]] = {}
+        for tensor, keep in pairs:
+            by_device.setdefault((tensor.device, tensor.dtype), []).append((tensor, keep))
+        for group in by_device.values():
+            tensors, keeps = zip(*group)
+            torch._foreach_mul_(list(tensors), list(keeps))
+
+    @staticmethod
+    def _state_pairs(
+        optimizer: torch.optim.Optimizer, pairs: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        out = []
+        state = optimizer.state
+        for param, keep in pairs:
+            st = state.get(param)
+            if not st:
+                continue
+            for value in st.values():
+                if (
+                    torch.is_tensor(value)
+                    and value.shape == param.shape
+                    and value.is_floating_point()
+                ):
+                    out.append((value, keep))
+        return out

@@ -1,0 +1,75 @@
+"""The paper's key observation, measured: how unevenly DST spreads weights over channels.
+
+A live channel is **sparse amenable** when its density (active weights over the original size
+of its producer slices) is below ``ratio`` times the density of its group's live channels
+taken together. With the default ratio 0.5, a channel is amenable when it holds less than
+half the weights per slot that its layer holds on average: the channels DST has starved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from chase.sparsity.groups import ChannelGroup
+from chase.sparsity.masks import MaskSet
+from chase.sparsity.scores import Slot, channel_stats
+
+
+def channel_report(
+    groups: list[ChannelGroup],
+    masks: MaskSet,
+    keep: dict[str, torch.Tensor] | None,
+    ratio: float = 0.5,
+) -> dict[str, Any]:
+    """Per-group channel densities, UMM scores and sparse-amenable counts, as plain data.
+
+    Covers every group with a producer weight, prunable or not. ``keep`` (group name → bool
+    vector) marks removed channels; removed channels are listed but never counted amenable.
+    """
+    reported = [g for g in groups if any(m.tensor in masks.params for m in g.by_role("producer"))]
+    slots, offset = [], 0
+    for g in reported:
+        for m in g.by_role("producer"):
+            if m.tensor in masks.params:
+                slots.append(Slot(m.tensor, m.axis, m.index, offset))
+        offset += g.size
+    stats = channel_stats(slots, masks.params, masks, offset)
+    density = stats.active / stats.original.clamp_min(1.0)
+    umm = stats.abs_sum / stats.original.clamp_min(1.0)
+    out_groups: dict[str, Any] = {}
+    live_total = amenable_total = 0
+    start = 0
+    for g in reported:
+        span = slice(start, start + g.size)
+        start += g.size
+        alive = (
+            keep[g.name]
+            if keep is not None and g.name in keep
+            else torch.ones(g.size, dtype=torch.bool)
+        )
+        act, orig = stats.active[span][alive].sum(), stats.original[span][alive].sum()
+        group_density = float(act / orig) if float(orig) > 0 else 0.0
+        amenable = alive & (density[span] < ratio * group_density)
+        n_live, n_amen = int(alive.sum()), int(amenable.sum())
+        live_total += n_live
+        amenable_total += n_amen
+        out_groups[g.name] = {
+            "live": n_live,
+            "total": g.size,
+            "prunable": g.prunable,
+            "residual": g.residual,
+            "density": group_density,
+            "amenable": n_amen,
+            "channel_density": density[span].tolist(),
+            "channel_umm": umm[span].tolist(),
+            "alive": alive.tolist(),
+        }
+    return {
+        "ratio": ratio,
+        "live": live_total,
+        "amenable": amenable_total,
+        "amenable_fraction": amenable_total / live_total if live_total else 0.0,
+        "groups": out_groups,
+    }

@@ -1,0 +1,96 @@
+"""Channel scores (DESIGN §5): UMM and its ablations, vectorised over every channel at once.
+
+A channel's producer slices are the output slices of the Conv/Linear weights that create it.
+For each channel we gather, over those slices, the sum of |W ⊙ M|, the number of active
+weights and the original number of weights (masked zeros included), then:
+
+- ``umm``       = Σ|W ⊙ M| / original size  (unmasked mean magnitude, the paper's score)
+- ``mask_mean`` = Σ|W ⊙ M| / active count   (0 for a channel without active weights)
+- ``density``   = active count / original size
+- ``random``    = uniform noise from the engine's generator
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One producer slice family: channels ``offset .. offset + C`` of the flat channel axis
+    occupy positions ``index`` (C, k) along ``axis`` of weight ``tensor``."""
+
+    tensor: str
+    axis: int
+    index: torch.Tensor
+    offset: int
+
+
+@dataclass(frozen=True)
+class ChannelStats:
+    abs_sum: torch.Tensor
+    active: torch.Tensor
+    original: torch.Tensor
+
+
+def channel_stats(
+    slots: Sequence[Slot],
+    params: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    total: int,
+) -> ChannelStats:
+    """Per-channel Σ|W⊙M|, active count and original size over the producer slices (float64)."""
+    abs_sum = torch.zeros(total, dtype=torch.float64)
+    active = torch.zeros(total, dtype=torch.float64)
+    original = torch.zeros(total, dtype=torch.float64)
+    with torch.no_grad():
+        for slot in slots:
+            w = params[slot.tensor].detach()
+            m = masks.get(slot.tensor)
+            n = w.shape[slot.axis]
+            rows_w = w.movedim(slot.axis, 0).reshape(n, -1)
+            per_pos = rows_w.shape[1]
+            if m is None:
+                mag = rows_w.abs().sum(1, dtype=torch.float64)
+                cnt = torch.full((n,), float(per_pos), dtype=torch.float64, device=w.device)
+            else:
+                rows_m = m.movedim(slot.axis, 0).reshape(n, -1)
+                mag = (rows_w.abs() * rows_m).sum(1, dtype=torch.float64)
+                cnt = rows_m.sum(1, dtype=torch.float64)
+            idx = slot.index.to(w.device)
+            c = idx.shape[0]
+            span = slice(slot.offset, slot.offset + c)
+            abs_sum[span] += mag[idx].sum(1).cpu()
+            active[span] += cnt[idx].sum(1).cpu()
+            original[span] += float(per_pos * idx.shape[1])
+    return ChannelStats(abs_sum, active, original)
+
+
+def _umm(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
+    return stats.abs_sum / stats.original.clamp_min(1.0)
+
+
+def _mask_mean(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
+    return stats.abs_sum / stats.active.clamp_min(1.0)
+
+
+def _density(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
+    return stats.active / stats.original.clamp_min(1.0)
+
+
+def _random(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(stats.abs_sum.shape, generator=generator, dtype=torch.float64)
+
+
+ScoreFn = Callable[[ChannelStats, torch.Generator], torch.Tensor]
+
+#: Channel scores by name; lower scores are removed first.
+SCORES: dict[str, ScoreFn] = {
+    "umm": _umm,
+    "mask_mean": _mask_mean,
+    "density": _density,
+    "random": _random,
+}
