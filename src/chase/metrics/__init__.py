@@ -1,1 +1,39 @@
-"""metrics"""
+"""Measurement: FLOPs and parameter accounting (``flops``) and dense-vs-slim speed (``speed``).
+
+Pure functions of a model, its masks and a mask trajectory; ``docs/measurement.md`` explains
+every number with its formula.
+"""
+
+from __future__ import annotations
+
+from chase.metrics.flops import (
+    FlopsReport,
+    LayerCost,
+    LayerFlops,
+    TrainFlops,
+    flops_report,
+    forward_flops,
+    gpu_supported_flops,
+    layer_costs,
+    total_flops,
+    training_flops,
+)
+from chase.metrics.speed import CompileError, Timing, benchmark, percentile, time_fn
+
+__all__ = [
+    "CompileError",
+    "FlopsReport",
+    "LayerCost",
+    "LayerFlops",
+    "Timing",
+    "TrainFlops",
+    "benchmark",
+    "flops_report",
+    "forward_flops",
+    "gpu_supported_flops",
+    "layer_costs",
+    "percentile",
+    "time_fn",
+    "total_flops",
+    "training_flops",
+]
