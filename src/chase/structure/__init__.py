@@ -1,1 +1,39 @@
-"""structure"""
+"""The only place in the project that changes module shapes.
+
+Coupling discovery (which channel slots are tied), shape specs as plain data, physical
+slimming, slim checkpoints, export and BatchNorm recalibration.
+"""
+
+from chase.structure.bn import recalibrate_bn
+from chase.structure.coupling import describe_groups, discover_groups, layer_kind
+from chase.structure.export import (
+    ExportMismatchError,
+    check_onnx,
+    export_onnx,
+    export_torchscript,
+    load_torchscript,
+)
+from chase.structure.io import SlimModel, load_slim, read_slim, save_slim
+from chase.structure.slim import apply_spec, slice_tensor_dict, slim_copy
+from chase.structure.spec import SlimSpec, kept_indices
+
+__all__ = [
+    "ExportMismatchError",
+    "SlimModel",
+    "SlimSpec",
+    "apply_spec",
+    "check_onnx",
+    "describe_groups",
+    "discover_groups",
+    "export_onnx",
+    "export_torchscript",
+    "kept_indices",
+    "layer_kind",
+    "load_slim",
+    "load_torchscript",
+    "read_slim",
+    "recalibrate_bn",
+    "save_slim",
+    "slice_tensor_dict",
+    "slim_copy",
+]

@@ -1,0 +1,346 @@
+"""Channel coupling discovery: trace a model and list its channel groups as plain data.
+
+Torch-Pruning's dependency graph finds which channel slots are tied together (residual streams,
+depthwise ties, concatenation offsets, flatten→Linear heads). It hands back modules and index
+lists; this module converts them into ``ChannelGroup``/``Member`` records named by state-dict
+FQN and axis, and refuses to guess: any group that touches a layer type outside a small table,
+an op outside the whitelist in ``chase.structure.ops``, the model output, a shared module, or a
+tensor axis whose channels are not covered exactly once, is returned with ``prunable=False``
+and a reason that names the layer or op.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from chase.sparsity.groups import ChannelGroup, Member
+from chase.structure import ops
+
+_log = logging.getLogger(__name__)
+
+OUTPUT_REASON = "reaches the model output"
+_LAYERS: tuple[tuple[type[nn.Module], str], ...] = (
+    (nn.Conv1d, "conv"),
+    (nn.Conv2d, "conv"),
+    (nn.Linear, "linear"),
+    (nn.BatchNorm1d, "norm"),
+    (nn.BatchNorm2d, "norm"),
+    (nn.SyncBatchNorm, "norm"),
+)
+
+
+def layer_kind(module: nn.Module) -> str | None:
+    """Table entry of a layer: conv, depthwise, grouped, linear, norm; None if unsupported.
+
+    Subclasses count only when they keep the base class's forward, so a custom layer that
+    permutes channels inside ``forward`` is never mistaken for its base type.
+    """
+    for base, kind in _LAYERS:
+        if not isinstance(module, base) or type(module).forward is not base.forward:
+            continue
+        if kind != "conv":
+            return kind
+        assert isinstance(module, nn.Conv1d | nn.Conv2d)
+        if type(module)._conv_forward is not base._conv_forward:  # type: ignore[attr-defined]
+            return None
+        if module.groups == 1:
+            return "conv"
+        same = module.groups == module.in_channels == module.out_channels
+        return "depthwise" if same else "grouped"
+    return None
+
+
+@dataclass
+class _Trace:
+    graph: Any  # tp.DependencyGraph
+    names: dict[nn.Module, str]
+    order: dict[str, int]
+    calls: Counter[nn.Module]
+    outputs: set[Any]
+    shapes: dict[str, torch.Size]
+    params: dict[int, str]
+    linear_weights: set[int]
+
+
+def discover_groups(model: nn.Module, example_inputs: Any) -> list[ChannelGroup]:
+    """Trace ``model`` on ``example_inputs`` and return its channel groups in module order.
+
+    ``example_inputs`` is a tensor, a tuple of positional tensors, or a dict of keyword
+    tensors. The model's train/eval flags are restored afterwards; discovery runs in eval mode
+    so BatchNorm statistics are untouched, and no backward pass runs (Torch-Pruning reads the
+    autograd graph, so gradients must be enabled while tracing; parameters get no ``.grad``).
+    """
+    trace = _trace(model, example_inputs)
+    groups = [_convert(g, trace) for g in trace.graph.get_all_groups()]
+    groups = _check_cover(groups, trace.shapes)
+    groups = _finalise(groups, trace)
+    for g in groups:
+        if not g.prunable:
+            only_output = all(r.startswith(OUTPUT_REASON) for r in g.reason.split("; "))
+            level = logging.INFO if only_output else logging.WARNING  # every model has one
+            _log.log(level, "channel group %s is not prunable: %s", g.name, g.reason)
+    return groups
+
+
+@contextmanager
+def preserved_modes(model: nn.Module) -> Iterator[None]:
+    """Restore every submodule's train/eval flag on exit."""
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _tensors(obj: Any) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, list | tuple):
+        return [t for o in obj for t in _tensors(o)]
+    return []
+
+
+def _detached(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach()
+    if isinstance(obj, dict):
+        return {k: _detached(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_detached(v) for v in obj)
+    return obj
+
+
+def _trace(model: nn.Module, example_inputs: Any) -> _Trace:
+    inputs = _detached(example_inputs)
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    outputs: list[torch.Tensor] = []
+
+    def forward(m: nn.Module, args: Any) -> Any:
+        out = m(**args) if isinstance(args, dict) else m(*args)
+        outputs.extend(_tensors(out))
+        return out
+
+    calls: Counter[nn.Module] = Counter()
+    watched = [m for m in model.modules() if layer_kind(m) is not None]
+    hooks = [m.register_forward_hook(lambda mod, i, o: calls.update([mod])) for m in watched]
+    try:
+        with preserved_modes(model), torch.enable_grad():
+            graph = tp.DependencyGraph().build_dependency(
+                model, example_inputs=inputs, forward_fn=forward, verbose=False
+            )
+    finally:
+        for h in hooks:
+            h.remove()
+    names = {m: n for n, m in model.named_modules()}
+    return _Trace(
+        graph=graph,
+        names=names,
+        order={n: i for i, n in enumerate(names.values())},
+        calls=calls,
+        outputs={t.grad_fn for t in outputs if t.grad_fn is not None},
+        shapes={k: v.shape for k, v in model.state_dict().items()},
+        params={id(p): n for n, p in model.named_parameters()},
+        linear_weights={id(m.weight) for m in watched if isinstance(m, nn.Linear)},
+    )
+
+
+def _rows(idxs: Sequence[int], roots: Sequence[int] | None, size: int) -> torch.Tensor | None:
+    """Index rows (size, k): positions of each root channel, or None if they are irregular."""
+    if roots is None or len(idxs) == 0 or len(idxs) != len(roots):
+        return None
+    idx = torch.as_tensor(list(idxs), dtype=torch.int64)
+    root = torch.as_tensor(list(roots), dtype=torch.int64)
+    if int(root.min()) < 0 or int(root.max()) >= size or idx.unique().numel() != idx.numel():
+        return None
+    counts = torch.bincount(root, minlength=size)
+    if not bool((counts == counts[0]).all()) or int(counts[0]) == 0:
+        return None
+    order = torch.sort(root, stable=True).indices
+    return idx[order].reshape(size, -1)
+
+
+def _fqn(module_name: str, tensor: str) -> str:
+    return f"{module_name}.{tensor}" if module_name else tensor
+
+
+def _members(
+    mod: nn.Module, name: str, kind: str, is_out: bool, rows: torch.Tensor
+) -> list[Member]:
+    """The table: which tensor axes of a supported layer one channel slot occupies."""
+    if kind == "norm":
+        found = []
+        for t, role in (("weight", "param"), ("bias", "param")):
+            if getattr(mod, t, None) is not None:
+                found.append(Member(_fqn(name, t), 0, rows, role))
+        for t in ("running_mean", "running_var"):
+            if getattr(mod, t, None) is not None:
+                found.append(Member(_fqn(name, t), 0, rows, "buffer"))
+        return found
+    if is_out or kind == "depthwise":
+        found = [Member(_fqn(name, "weight"), 0, rows, "producer")]
+        if getattr(mod, "bias", None) is not None:
+            found.append(Member(_fqn(name, "bias"), 0, rows, "param"))
+        return found
+    return [Member(_fqn(name, "weight"), 1, rows, "consumer")]
+
+
+def _layer_problem(node: Any, mod: nn.Module, name: str, is_out: bool, t: _Trace) -> str | None:
+    kind = layer_kind(mod)
+    if kind is None:
+        return f"{type(mod).__name__} '{name}' is not supported"
+    if kind == "grouped":
+        return f"grouped conv '{name}' (groups={mod.groups}) is not depthwise"
+    if t.calls[mod] > 1:
+        return f"'{name}' runs {t.calls[mod]} times per forward (shared layer)"
+    if kind in ("depthwise", "norm") and not node.inputs:
+        return f"'{name}' reads a tensor the trace cannot see (model input?)"
+    if kind == "linear":
+        shape = ops.out_shape(node.grad_fn)
+        if shape is None or len(shape) != 2:
+            return f"Linear '{name}' is applied to a tensor that is not (batch, features)"
+    if (is_out or kind in ("depthwise", "norm")) and node.grad_fn in t.outputs:
+        return f"{OUTPUT_REASON} (output axis of '{name}')"
+    return None
+
+
+def _nearest_layer(node: Any, t: _Trace) -> str:
+    seen, frontier = set(), list(node.inputs)
+    while frontier:
+        n = frontier.pop(0)
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        if not isinstance(n.module, torch.Tensor) and n.module in t.names:
+            return f" after '{t.names[n.module]}'"
+        frontier.extend(n.inputs)
+    return ""
+
+
+def _is_weight_transpose(grad_fn: Any, t: _Trace) -> bool:
+    """Linear's own ``weight.t()``, which Torch-Pruning records as an op node."""
+    if ops.base_name(grad_fn) != "T":
+        return False
+    fns = [fn for fn, _ in grad_fn.next_functions]
+    return all(
+        fn is not None and id(getattr(fn, "variable", None)) in t.linear_weights for fn in fns
+    )
+
+
+def _op_problem(node: Any, t: _Trace) -> str | None:
+    mod = node.module
+    if isinstance(mod, torch.Tensor):
+        return f"unwrapped parameter '{t.params.get(id(mod), '?')}' is not supported"
+    if isinstance(mod, tp.ops._OutputOp):
+        return f"{OUTPUT_REASON}{_nearest_layer(node, t)}"
+    if _is_weight_transpose(node.grad_fn, t):
+        return None
+    problem = ops.op_problem(node.grad_fn)
+    return None if problem is None else problem + _nearest_layer(node, t)
+
+
+def _convert(tp_group: Any, t: _Trace) -> ChannelGroup:
+    """One Torch-Pruning group → one ChannelGroup (name and cover checks come later)."""
+    size = len(tp_group[0].idxs)
+    members: list[Member] = []
+    problems: list[str] = []
+    layers: list[str] = []
+    producers: list[str] = []
+    for item in tp_group:
+        node, mod = item.dep.target, item.dep.target.module
+        is_out = bool(t.graph.is_out_channel_pruning_fn(item.dep.handler))
+        if isinstance(mod, torch.Tensor) or mod not in t.names:
+            problems.append(_op_problem(node, t) or "")
+            continue
+        name, kind = t.names[mod], layer_kind(mod)
+        layers.append(name)
+        if is_out and kind in ("conv", "linear", "grouped"):
+            producers.append(name)
+        problem = _layer_problem(node, mod, name, is_out, t)
+        rows = _rows(item.idxs, item.root_idxs, size)
+        if problem is None and rows is None:
+            problem = f"channel indices of '{name}' could not be mapped"
+        problems.append(problem or "")
+        if kind in ("conv", "depthwise", "linear", "norm") and rows is not None:
+            members += _members(mod, name, kind, is_out, rows)  # listed even if unprunable
+    unique = sorted({p for p in problems if p}, key=problems.index)
+    reason = "; ".join(unique[:3]) + (f" (+{len(unique) - 3} more)" if len(unique) > 3 else "")
+    mods = tuple(sorted(set(layers), key=lambda n: t.order[n]))
+    first = min(producers, key=lambda n: t.order[n]) if producers else (mods or ("?",))[0]
+    return ChannelGroup(
+        name=f"{first}:out",
+        size=size,
+        members=tuple(members),
+        residual=len(set(producers)) > 1,
+        prunable=not unique,
+        reason=reason,
+        modules=mods,
+    )
+
+
+def _check_cover(groups: list[ChannelGroup], shapes: dict[str, torch.Size]) -> list[ChannelGroup]:
+    """Every tensor axis a group touches must be covered exactly once by all groups together."""
+    cover: dict[tuple[str, int], list[tuple[int, torch.Tensor]]] = defaultdict(list)
+    for gi, g in enumerate(groups):
+        for m in g.members:
+            cover[(m.tensor, m.axis)].append((gi, m.index.reshape(-1)))
+    bad: dict[int, str] = {}
+    for (tensor, axis), entries in cover.items():
+        shape = shapes.get(tensor)
+        n = shape[axis] if shape is not None and axis < len(shape) else 0
+        idx = torch.cat([e for _, e in entries])
+        ok = n > 0 and idx.numel() == n and int(idx.min()) >= 0 and int(idx.max()) < n
+        if ok and bool((torch.bincount(idx, minlength=n) == 1).all()):
+            continue
+        why = f"channels of '{tensor}' axis {axis} are not covered exactly once"
+        for gi, _ in entries:
+            bad.setdefault(gi, f"{why} ({idx.numel()} slots for {n} positions)")
+    out = []
+    for gi, g in enumerate(groups):
+        if gi in bad:
+            g = replace(g, prunable=False, reason="; ".join(r for r in (g.reason, bad[gi]) if r))
+        out.append(g)
+    return out
+
+
+def _finalise(groups: list[ChannelGroup], t: _Trace) -> list[ChannelGroup]:
+    """Sort by the first module's definition order and make names unique."""
+    groups = sorted(groups, key=lambda g: t.order.get(g.name.rpartition(":")[0], len(t.order)))
+    seen: Counter[str] = Counter()
+    out = []
+    for g in groups:
+        seen[g.name] += 1
+        out.append(g if seen[g.name] == 1 else replace(g, name=f"{g.name}#{seen[g.name]}"))
+    return out
+
+
+def describe_groups(groups: Sequence[ChannelGroup]) -> str:
+    """A short human-readable report of the groups, for the CLI and logs."""
+    if not groups:
+        return "no channel groups found"
+    prunable = [g for g in groups if g.prunable]
+    residual = sum(g.residual for g in prunable)
+    lines = [
+        f"{len(groups)} channel groups: {len(prunable)} prunable ({residual} residual), "
+        f"{len(groups) - len(prunable)} not prunable"
+    ]
+    width = max(len(g.name) for g in groups)
+    for g in groups:
+        kind = "residual" if g.residual else "plain"
+        status = "prunable" if g.prunable else f"NOT PRUNABLE: {g.reason}"
+        lines.append(
+            f"  {g.name:<{width}}  {g.size:>5} ch  {kind:<8}  {len(g.modules):>3} layers  {status}"
+        )
+    return "\n".join(lines)

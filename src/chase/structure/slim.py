@@ -1,0 +1,141 @@
+"""Physical slimming: resize Conv/Linear/BatchNorm modules to the positions a SlimSpec keeps.
+
+This is plain index slicing, not Torch-Pruning's per-layer surgery (see docs/decisions.md):
+every listed tensor is cut with ``index_select`` along each listed axis, and the module
+attributes that describe shapes are made consistent with the new tensors. Parameters keep their
+identity (``param.data`` is replaced), so ``requires_grad``, hooks and any references the
+caller holds stay valid; optimizer state must be cut with ``slice_tensor_dict`` or rebuilt.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections import defaultdict
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from chase.structure.coupling import layer_kind
+from chase.structure.spec import SlimSpec
+
+_log = logging.getLogger(__name__)
+
+#: Axes each supported layer kind may be cut along, per tensor name.
+_AXES: dict[str, dict[str, tuple[int, ...]]] = {
+    "conv": {"weight": (0, 1), "bias": (0,)},
+    "depthwise": {"weight": (0,), "bias": (0,)},
+    "linear": {"weight": (0, 1), "bias": (0,)},
+    "norm": {"weight": (0,), "bias": (0,), "running_mean": (0,), "running_var": (0,)},
+}
+
+
+def _cut(t: torch.Tensor, axes: Mapping[int, torch.Tensor]) -> torch.Tensor:
+    for axis, idx in sorted(axes.items()):
+        t = t.index_select(axis, idx.to(t.device))
+    return t
+
+
+def _check_fits(name: str, t: torch.Tensor, spec: SlimSpec) -> None:
+    for axis, n in spec.sizes[name].items():
+        if axis >= t.dim() or t.shape[axis] != n:
+            raise ValueError(
+                f"'{name}' has shape {tuple(t.shape)}, but the slim spec expects length {n} on "
+                f"axis {axis}: the spec was made for a different model or was applied already"
+            )
+
+
+def _module_plan(model: nn.Module, spec: SlimSpec) -> dict[str, dict[str, str]]:
+    """module FQN → {local tensor name: tensor FQN}, after checking every entry fits."""
+    tensors = model.state_dict(keep_vars=True)
+    plan: dict[str, dict[str, str]] = defaultdict(dict)
+    for name in spec.keep:
+        if name not in tensors:
+            raise ValueError(f"the slim spec names '{name}', which the model does not have")
+        _check_fits(name, tensors[name], spec)
+        module_name, _, local = name.rpartition(".")
+        plan[module_name][local] = name
+    return plan
+
+
+def _cut_module(module: nn.Module, module_name: str, names: dict[str, str], spec: SlimSpec) -> None:
+    kind = layer_kind(module)
+    allowed = _AXES.get(kind or "", {})
+    for local, fqn in names.items():
+        if any(a not in allowed.get(local, ()) for a in spec.keep[fqn]):
+            what = type(module).__name__ if kind is None else f"{kind} layer"
+            raise ValueError(f"cannot cut '{fqn}' along {sorted(spec.keep[fqn])}: {what}")
+    originals = {local: getattr(module, local).shape for local in names}
+    for local, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
+        if local in names:
+            axes = spec.keep[names[local]]
+        else:  # e.g. a weight_mask buffer shaped like the weight: cut it the same way
+            twin = next((n for n, s in originals.items() if s == t.shape), None)
+            if twin is None:
+                continue
+            axes = spec.keep[names[twin]]
+            _log.debug("cutting %s.%s like its twin %s", module_name, local, twin)
+        _replace(module, local, t, _cut(t.detach(), axes))
+    _sync_attributes(module, kind)
+
+
+def _replace(module: nn.Module, local: str, old: torch.Tensor, new: torch.Tensor) -> None:
+    if isinstance(old, nn.Parameter):
+        old.data = new.contiguous()  # same Parameter object: requires_grad and hooks survive
+        old.grad = None
+    else:
+        setattr(module, local, new.contiguous())
+
+
+def _sync_attributes(module: nn.Module, kind: str | None) -> None:
+    """Make shape attributes agree with the (already cut) tensors."""
+    if isinstance(module, nn.Conv1d | nn.Conv2d):
+        module.out_channels = module.weight.shape[0]
+        if kind == "depthwise":
+            module.in_channels = module.groups = module.weight.shape[0]
+        else:
+            module.in_channels = module.weight.shape[1] * module.groups
+    elif isinstance(module, nn.Linear):
+        module.out_features, module.in_features = module.weight.shape
+    elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+        ref = module.weight if module.weight is not None else module.running_mean
+        assert ref is not None
+        module.num_features = ref.shape[0]
+
+
+def apply_spec(model: nn.Module, spec: SlimSpec) -> nn.Module:
+    """Resize ``model`` IN PLACE to the slim architecture described by ``spec``; returns it.
+
+    ``model`` must be the original (unsliced) architecture; deep-copy it first to keep the
+    original (``slim_copy`` does). Raises ValueError if the spec does not fit the model.
+    Gradients of resized parameters are dropped.
+    """
+    plan = _module_plan(model, spec)
+    for module_name, names in plan.items():
+        module = model.get_submodule(module_name)
+        _cut_module(module, module_name, names, spec)
+    return model
+
+
+def slim_copy(model: nn.Module, spec: SlimSpec) -> nn.Module:
+    """A resized deep copy of ``model``; the original is untouched."""
+    return apply_spec(copy.deepcopy(model), spec)
+
+
+def slice_tensor_dict(
+    tensors: Mapping[str, torch.Tensor], spec: SlimSpec
+) -> dict[str, torch.Tensor]:
+    """Cut FQN-keyed tensors (weight masks, optimizer-state-like tensors) like ``apply_spec``.
+
+    Entries the spec does not list are returned unchanged (same objects); a listed entry whose
+    shape does not match the original tensor raises ValueError naming it.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for name, t in tensors.items():
+        if name in spec.keep:
+            _check_fits(name, t, spec)
+            out[name] = _cut(t, spec.keep[name])
+        else:
+            out[name] = t
+    return out

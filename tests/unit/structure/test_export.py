@@ -1,0 +1,65 @@
+"""Exports of slim models: ONNX checked with onnxruntime, TorchScript traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import archs
+import emulate
+import pytest
+import torch
+from torch import nn
+
+from chase.structure import (
+    ExportMismatchError,
+    check_onnx,
+    discover_groups,
+    export_onnx,
+    export_torchscript,
+    kept_indices,
+    load_torchscript,
+    slim_copy,
+)
+
+pytest.importorskip("onnxruntime")
+
+
+def _slim(name: str) -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    case = archs.CASES[name]
+    model = case.build()
+    emulate.warm_bn(model, case.shape)
+    x = case.inputs()
+    groups = discover_groups(model, x)
+    return slim_copy(model, kept_indices(groups, emulate.random_keep(groups, seed=9))), x
+
+
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2", "concat", "flatten_head"])
+def test_onnx_matches_onnxruntime(name: str, tmp_path: Path) -> None:
+    slim, x = _slim(name)
+    slim.train()  # export must use eval mode and leave the mode alone
+    path = export_onnx(slim, x, tmp_path / "m.onnx")
+    assert slim.training
+    diff = check_onnx(path, slim, x, atol=1e-4)
+    assert diff <= 1e-4
+    bigger = torch.randn(5, *x.shape[1:])  # dynamic batch axis
+    assert check_onnx(path, slim, bigger, atol=1e-4) <= 1e-4
+
+
+def test_check_onnx_reports_a_mismatch(tmp_path: Path) -> None:
+    slim, x = _slim("concat")
+    path = export_onnx(slim, x, tmp_path / "m.onnx")
+    with torch.no_grad():
+        slim.fc.bias.add_(1.0)
+    with pytest.raises(ExportMismatchError, match="max abs diff"):
+        check_onnx(path, slim, x, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2", "concat"])
+def test_torchscript_runs_and_matches(name: str, tmp_path: Path) -> None:
+    slim, x = _slim(name)
+    path = export_torchscript(slim, x, tmp_path / "m.ts")
+    scripted = load_torchscript(path)
+    with torch.no_grad():
+        y = torch.randn(3, *x.shape[1:])
+        assert torch.allclose(scripted(y), slim.eval()(y), atol=1e-5)
