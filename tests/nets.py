@@ -74,20 +74,24 @@ def input_for(model: nn.Module, batch: int = 4) -> torch.Tensor:
     return torch.randn(batch, 3, 16, 16)
 
 
+def batch(model: nn.Module, step: int, seed: int = 0, classes: int = 10, size: int = 4):
+    """The seeded random batch number ``step``: the same for every run and resume."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    shape = input_for(model, size).shape
+    return torch.randn(shape, generator=g), torch.randint(0, classes, (shape[0],), generator=g)
+
+
 def train_steps(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     steps: int,
     seed: int = 0,
     after=None,
-    classes: int = 10,
+    start: int = 0,
 ) -> None:
-    """Run ``steps`` optimizer steps on seeded random data; ``after(step)`` is called after each."""
-    g = torch.Generator().manual_seed(seed)
-    x0 = input_for(model)
-    for i in range(steps):
-        x = torch.randn(x0.shape, generator=g)
-        y = torch.randint(0, classes, (x.shape[0],), generator=g)
+    """Optimizer steps ``start+1 .. start+steps`` on seeded random batches; ``after(step)`` after each."""
+    for i in range(start, start + steps):
+        x, y = batch(model, i, seed)
         optimizer.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()

@@ -1,10 +1,38 @@
-"""Chase: channel-aware dynamic sparse training for PyTorch."""
+"""Chase: channel-aware dynamic sparse training for PyTorch.
+
+``sparsify`` a model and optimizer, train as usual, then ``slim`` the result into a
+physically narrower model that computes the same function.
+"""
 
 from __future__ import annotations
 
-from chase.api import sparsify
+from chase.api import save_slim, slim, slim_masks, slim_spec, sparsify
 from chase.sparsity import ChannelConfig, SparsityConfig, SparsityEngine
+from chase.structure import (
+    SlimModel,
+    check_onnx,
+    export_onnx,
+    export_torchscript,
+    load_slim,
+    recalibrate_bn,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["ChannelConfig", "SparsityConfig", "SparsityEngine", "__version__", "sparsify"]
+__all__ = [
+    "ChannelConfig",
+    "SlimModel",
+    "SparsityConfig",
+    "SparsityEngine",
+    "__version__",
+    "check_onnx",
+    "export_onnx",
+    "export_torchscript",
+    "load_slim",
+    "recalibrate_bn",
+    "save_slim",
+    "slim",
+    "slim_masks",
+    "slim_spec",
+    "sparsify",
+]

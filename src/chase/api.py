@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,6 +14,10 @@ from chase.errors import ConfigError
 from chase.sparsity.config import SparsityConfig
 from chase.sparsity.engine import SparsityEngine, unwrap
 from chase.sparsity.groups import ChannelGroup
+from chase.structure.coupling import discover_groups
+from chase.structure.io import save_slim as _save_slim
+from chase.structure.slim import slice_tensor_dict, slim_copy
+from chase.structure.spec import SlimSpec, kept_indices
 
 
 def sparsify(
@@ -34,7 +41,51 @@ def sparsify(
     if not isinstance(config, SparsityConfig):
         raise ConfigError(f"config must be a SparsityConfig, got {type(config).__name__}")
     if groups is None and example_inputs is not None:
-        from chase.structure.coupling import discover_groups
-
         groups = discover_groups(unwrap(model), example_inputs)
     return SparsityEngine(model, optimizer, config, groups=groups, attach=attach)
+
+
+def slim_spec(engine: SparsityEngine) -> SlimSpec:
+    """Which positions of which tensors survive the engine's channel removal, as data."""
+    if engine.groups is None:
+        raise ConfigError(
+            "slimming needs the model's channel groups: pass example_inputs to sparsify"
+        )
+    keep = engine.channels.keep() if engine.channels is not None else {}
+    return kept_indices(engine.groups, keep)
+
+
+def slim(model: nn.Module, engine: SparsityEngine) -> nn.Module:
+    """A physically narrower copy of ``model`` with every removed channel gone.
+
+    Modules are resized, and parameters and buffers sliced; the copy computes the same
+    function as the masked model (eval mode). Its weights stay unstructured-sparse inside;
+    :func:`slim_masks` gives the matching sliced weight masks.
+    """
+    return slim_copy(unwrap(model), slim_spec(engine))
+
+
+def slim_masks(engine: SparsityEngine) -> dict[str, torch.Tensor]:
+    """The engine's weight masks sliced to the slim model's shapes."""
+    return slice_tensor_dict(dict(engine.masks.items()), slim_spec(engine))
+
+
+def save_slim(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    engine: SparsityEngine,
+    *,
+    arch: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Slim the (masked) ``model`` and write the result to one file, atomically.
+
+    The file holds the slim shape as data (kept positions per tensor axis), the slim state
+    dict and masks; ``arch`` (``{"name": registry name, "kwargs": {...}}``) lets
+    :func:`load_slim` rebuild the original model by itself. Loads with ``weights_only=True``.
+    """
+    spec = slim_spec(engine)
+    masks = slice_tensor_dict(dict(engine.masks.items()), spec)
+    return _save_slim(
+        path, slim_copy(unwrap(model), spec), spec, masks=masks, arch=arch, extra=extra
+    )

@@ -39,6 +39,18 @@ def broadcast_bool(tensors: Sequence[torch.Tensor], src: int = 0) -> None:
         start += n
 
 
+def broadcast_tensors(tensors: Sequence[torch.Tensor], src: int = 0) -> None:
+    """Overwrite floating tensors (e.g. parameters) on every rank with rank ``src``'s values."""
+    if world_size() == 1:
+        return
+    device = _comm_device(tensors)
+    with torch.no_grad():
+        for t in tensors:
+            buf = t.detach().to(device)
+            dist.broadcast(buf, src=src)
+            t.detach().copy_(buf)
+
+
 def checksum(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """Order-sensitive int64 fingerprint of bool tensors (count and weighted index sums)."""
     parts = []

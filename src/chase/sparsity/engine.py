@@ -99,6 +99,8 @@ class SparsityEngine:
         self._expected: int | None = self.budget  # exact active count, None after channel events
         self._ceiling = self.budget  # most active weights allowed until the next update
         self._changed()
+        # every rank now holds rank 0's masks; make the surviving weights agree as well
+        distributed.broadcast_tensors([self.masks.params[n] for n in self.layers])
         self._hook = None
         if attach:
             if optimizer is None:
@@ -146,19 +148,18 @@ class SparsityEngine:
             self._changed()
 
     def _changed(self) -> None:
-        """Re-apply, make every rank agree, and record the new active counts."""
-        self.masks.apply(self.optimizer)
-        tensors = [self.masks[n] for n in self.layers]
-        if self.channels is not None:
-            tensors.append(self.channels.alive)
+        """Make every rank hold rank 0's masks, apply them, and record the active counts."""
         if distributed.world_size() > 1:
+            tensors = [self.masks[n] for n in self.layers]
+            if self.channels is not None:
+                tensors.append(self.channels.alive)
             distributed.broadcast_bool(tensors)
             if self.channels is not None:
                 self.channels.live = int(self.channels.alive.sum())
                 self.masks.axis_keep.clear()
                 self.masks.param_keep.clear()
                 self.channels.replay()
-            self.masks.apply(self.optimizer)
+        self.masks.apply(self.optimizer)
         self.trajectory.append((self.step, self.masks.counts()))
 
     def _after_channel_event(self) -> None:

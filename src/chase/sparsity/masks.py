@@ -93,7 +93,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
         """Active weights per maskable layer, in ``names`` order (one device sync)."""
         if not self.names:
             return []
-        sums = torch.stack([self._masks[n].sum().to("cpu") for n in self.names])
+        sums = torch.stack([torch.count_nonzero(self._masks[n]).cpu() for n in self.names])
         return [int(c) for c in sums.tolist()]
 
     @torch.no_grad()

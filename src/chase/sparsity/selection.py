@@ -13,8 +13,8 @@ import math
 import torch
 
 #: Inputs longer than this are first filtered with a threshold estimated from a strided sample.
-_FILTER_MIN = 1 << 20
-_SAMPLE = 1 << 16
+_FILTER_MIN = 1 << 16
+_SAMPLE = 1 << 14
 
 
 def top_k(scores: torch.Tensor, k: int) -> torch.Tensor:

@@ -72,10 +72,12 @@ class TopologyUpdater:
         keeps = [min(lay.active - round(zeta * lay.active), lay.target) for lay in layers]
         return Plan(keeps, [lay.target - k for lay, k in zip(layers, keeps)])
 
-    def drop_score(self, layer: Layer) -> torch.Tensor:
-        return layer.weight.detach().abs().float()
+    def drop_score(self, layer: Layer, out: torch.Tensor) -> None:
+        """Write the keep priority of every position into ``out`` (float32, weight's shape)."""
+        _abs_into(layer.weight.detach(), out)
 
-    def grow_score(self, layer: Layer, generator: torch.Generator) -> torch.Tensor:
+    def grow_score(self, layer: Layer, out: torch.Tensor, generator: torch.Generator) -> None:
+        """Write the growth priority of every position into ``out``."""
         raise NotImplementedError
 
     def observe(self, weights: Mapping[str, torch.Tensor]) -> None:
@@ -100,11 +102,13 @@ def create_updater(config: SparsityConfig) -> TopologyUpdater:
     return UPDATERS[config.updater](config)
 
 
-def _grad_magnitude(layer: Layer) -> torch.Tensor:
-    grad = layer.weight.grad
-    if grad is None:
-        return torch.zeros(layer.weight.shape, device=layer.weight.device)
-    return grad.detach().abs().float()
+def _abs_into(tensor: torch.Tensor | None, out: torch.Tensor) -> None:
+    if tensor is None:
+        out.zero_()
+    elif tensor.dtype == out.dtype:
+        torch.abs(tensor, out=out)
+    else:
+        out.copy_(tensor).abs_()
 
 
 register_updater(TopologyUpdater)
@@ -116,9 +120,11 @@ class SET(TopologyUpdater):
 
     name = "set"
 
-    def grow_score(self, layer: Layer, generator: torch.Generator) -> torch.Tensor:
-        noise = torch.rand(layer.weight.shape, generator=generator)
-        return noise.to(layer.weight.device)
+    def grow_score(self, layer: Layer, out: torch.Tensor, generator: torch.Generator) -> None:
+        if out.device.type == "cpu":
+            out.uniform_(0.0, 1.0, generator=generator)
+        else:  # the engine's generator lives on the CPU so every device draws the same numbers
+            out.copy_(torch.rand(out.shape, generator=generator))
 
 
 @register_updater
@@ -128,8 +134,9 @@ class RigL(TopologyUpdater):
     name = "rigl"
     dense_grad = "update"
 
-    def grow_score(self, layer: Layer, generator: torch.Generator) -> torch.Tensor:
-        return _grad_magnitude(layer)
+    def grow_score(self, layer: Layer, out: torch.Tensor, generator: torch.Generator) -> None:
+        grad = layer.weight.grad
+        _abs_into(None if grad is None else grad.detach(), out)
 
 
 @register_updater
@@ -161,23 +168,21 @@ class SNFS(TopologyUpdater):
         if emas:
             torch._foreach_lerp_(emas, grads, 1.0 - self.config.snfs_momentum)
 
-    def _momentum(self, layer: Layer) -> torch.Tensor:
-        ema = self.ema.get(layer.name)
-        if ema is None:
-            return torch.zeros(layer.weight.shape, device=layer.weight.device)
-        return ema.abs()
+    def grow_score(self, layer: Layer, out: torch.Tensor, generator: torch.Generator) -> None:
+        _abs_into(self.ema.get(layer.name), out)
 
-    def grow_score(self, layer: Layer, generator: torch.Generator) -> torch.Tensor:
-        return self._momentum(layer)
+    def _mean_momentum(self, layer: Layer) -> torch.Tensor:
+        ema = self.ema.get(layer.name)
+        if ema is None or layer.active == 0:
+            return torch.zeros((), dtype=torch.float64)
+        return ema.abs().masked_fill_(~layer.mask, 0).sum(dtype=torch.float64).cpu() / layer.active
 
     def plan(self, ctx: Context, layers: Sequence[Layer]) -> Plan:
         zeta = drop_fraction(self.config, ctx.step)
         keeps = [min(lay.active - round(zeta * lay.active), lay.target) for lay in layers]
         if self.config.scope == "layer":
             return Plan(keeps, [lay.target - k for lay, k in zip(layers, keeps)])
-        means = torch.stack(
-            [(self._momentum(lay) * lay.mask).sum().cpu() / max(lay.active, 1) for lay in layers]
-        ).tolist()
+        means = torch.stack([self._mean_momentum(lay) for lay in layers]).tolist()
         room = [lay.capacity - k for lay, k in zip(layers, keeps)]
         grows = apportion(ctx.budget_free - sum(keeps), means, room)
         return Plan(keeps, grows)
@@ -214,66 +219,87 @@ class MEST(RigL):
 def rewire(
     layers: Sequence[Layer], plan: Plan, updater: TopologyUpdater, generator: torch.Generator
 ) -> dict[str, torch.Tensor]:
-    """New masks of the free layers: keep by drop score among active, grow among the rest."""
+    """New masks of the free layers: keep by drop score among active, grow among the rest.
+
+    Scores are written into one float32 buffer (per layer or, for a global plan, for all
+    layers) that serves both phases, so an update over tens of millions of weights makes
+    few large allocations.
+    """
+    if not layers:
+        return {}
     if isinstance(plan.keep, int):
-        kept = _top_global(
-            layers, plan.keep, lambda lay: _masked(updater.drop_score(lay), lay.mask)
-        )
-        room_total = sum(lay.capacity for lay in layers) - plan.keep
-    else:
-        kept = {}
-        for lay, k in zip(layers, plan.keep):
-            if k >= lay.active:  # nothing dropped: no ranking needed
-                kept[lay.name] = lay.mask.clone()
-            else:
-                kept[lay.name] = _top_layer(lay, k, _masked(updater.drop_score(lay), lay.mask))
-        room = [lay.capacity - min(k, lay.active) for lay, k in zip(layers, plan.keep)]
-        room_total = sum(room)
-    candidates = {lay.name: _candidates(lay, kept[lay.name]) for lay in layers}
-
-    def grow_score(lay: Layer) -> torch.Tensor:
-        return _masked(updater.grow_score(lay, generator), candidates[lay.name])
-
-    if isinstance(plan.grow, int):
-        grown = _top_global(layers, min(plan.grow, room_total), grow_score)
-    else:
-        assert not isinstance(plan.keep, int), "a global keep needs a global grow"
-        grown = {}
-        for lay, g, limit in zip(layers, plan.grow, room):
-            g = max(0, min(g, limit))
-            grown[lay.name] = _top_layer(lay, g, grow_score(lay)) if g else None
+        assert isinstance(plan.grow, int), "a global keep needs a global grow"
+        return _rewire_global(layers, plan.keep, plan.grow, updater, generator)
+    assert isinstance(plan.grow, list)
     return {
-        lay.name: kept[lay.name] if grown[lay.name] is None else kept[lay.name] | grown[lay.name]
-        for lay in layers
+        lay.name: _rewire_layer(lay, k, g, updater, generator)
+        for lay, k, g in zip(layers, plan.keep, plan.grow)
     }
 
 
-def _masked(score: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-    return torch.where(allowed, score, torch.full_like(score, -math.inf))
+def _rewire_layer(
+    lay: Layer, keep: int, grow: int, updater: TopologyUpdater, generator: torch.Generator
+) -> torch.Tensor:
+    keep = max(0, min(keep, lay.active))
+    grow = max(0, min(grow, lay.capacity - keep))
+    if keep == lay.active and grow == 0:
+        return lay.mask.clone()
+    scores = torch.empty(lay.mask.shape, dtype=torch.float32, device=lay.mask.device)
+    flat = scores.view(-1)
+    new = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    if keep == lay.active:
+        new.copy_(lay.mask.view(-1))
+    else:
+        updater.drop_score(lay, scores)
+        _keep_top(flat, lay.mask.view(-1), keep, new)
+    if grow:
+        _fill_grow(lay, scores, new.view(lay.mask.shape), updater, generator)
+        new[top_k(flat, grow)] = True
+    return new.view(lay.mask.shape)
 
 
-def _candidates(layer: Layer, kept: torch.Tensor) -> torch.Tensor:
-    free = ~kept
-    return free if layer.region is None else free & layer.region
+def _rewire_global(
+    layers: Sequence[Layer],
+    keep: int,
+    grow: int,
+    updater: TopologyUpdater,
+    generator: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """One ranking over every free layer at once (global scope)."""
+    sizes = [lay.mask.numel() for lay in layers]
+    device = layers[0].mask.device
+    flat = torch.empty(sum(sizes), dtype=torch.float32, device=device)
+    new = torch.zeros(flat.numel(), dtype=torch.bool, device=device)
+    views = [v.view(lay.mask.shape) for v, lay in zip(torch.split(flat, sizes), layers)]
+    kept = [v.view(lay.mask.shape) for v, lay in zip(torch.split(new, sizes), layers)]
+    for lay, v in zip(layers, views):
+        updater.drop_score(lay, v)
+    active = torch.cat([lay.mask.view(-1) for lay in layers])
+    _keep_top(flat, active, max(0, keep), new)
+    grow = max(0, min(grow, sum(lay.capacity for lay in layers) - keep))
+    if grow:
+        for lay, v, k in zip(layers, views, kept):
+            _fill_grow(lay, v, k, updater, generator)
+        new[top_k(flat, grow)] = True
+    return {lay.name: k for lay, k in zip(layers, kept)}
 
 
-def _top_layer(layer: Layer, k: int, scores: torch.Tensor) -> torch.Tensor:
-    flat = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
-    flat[top_k(scores.reshape(-1), max(0, k))] = True
-    return flat.view(layer.mask.shape)
+def _keep_top(scores: torch.Tensor, active: torch.Tensor, keep: int, out: torch.Tensor) -> None:
+    """Set ``out`` at the ``keep`` active positions with the highest scores (ranks only the
+    active entries, a small fraction of the layer at the densities DST runs at)."""
+    positions = active.nonzero().squeeze(1)
+    out[positions[top_k(scores[positions], keep)]] = True
 
 
-def _top_global(
-    layers: Sequence[Layer], k: int, score_fn: Callable[[Layer], torch.Tensor]
-) -> dict[str, torch.Tensor | None]:
-    """One ranking over the concatenation of every layer's scores (global scope)."""
-    scores = torch.cat([score_fn(lay).reshape(-1) for lay in layers])
-    flat = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
-    flat[top_k(scores, max(0, k))] = True
-    out: dict[str, torch.Tensor | None] = {}
-    start = 0
-    for lay in layers:
-        n = lay.mask.numel()
-        out[lay.name] = flat[start : start + n].view(lay.mask.shape)
-        start += n
-    return out
+def _fill_grow(
+    lay: Layer,
+    out: torch.Tensor,
+    kept: torch.Tensor,
+    updater: TopologyUpdater,
+    generator: torch.Generator,
+) -> None:
+    """Grow scores of ``lay`` in ``out``, -inf where already kept or in a removed channel."""
+    updater.grow_score(lay, out, generator)
+    out.masked_fill_(kept, -math.inf)
+    if lay.region is not None:
+        out.masked_fill_(~lay.region, -math.inf)

@@ -1,6 +1,5 @@
 """Contract tests, parametrised over the updater registry: a new updater is tested automatically."""
 
-
 import pytest
 import torch
 

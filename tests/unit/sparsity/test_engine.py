@@ -1,0 +1,169 @@
+import pytest
+import torch
+from torch import nn
+
+import nets
+from chase import SparsityConfig, sparsify
+from chase.errors import CheckpointError, ConfigError, InvariantError
+from chase.sparsity import UPDATERS
+
+
+def build(updater="rigl", scope="global", opt="sgd", seed=0, **kw):
+    torch.manual_seed(1)
+    model = nets.vgg_style()
+    if opt == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    cfg = SparsityConfig(
+        density=0.15, updater=updater, scope=scope, update_every=4, total_steps=24, seed=seed, **kw
+    )
+    return model, optimizer, sparsify(model, optimizer, cfg)
+
+
+@pytest.mark.parametrize("updater", sorted(UPDATERS))
+@pytest.mark.parametrize("opt", ["sgd", "adamw"])
+def test_resume_from_state_dicts_is_bit_identical(updater, opt):
+    model, optimizer, engine = build(updater, opt=opt)
+    nets.train_steps(model, optimizer, 24)
+
+    model2, optimizer2, engine2 = build(updater, opt=opt)
+    nets.train_steps(model2, optimizer2, 12)
+    saved = {
+        "model": {k: v.clone() for k, v in model2.state_dict().items()},
+        "optimizer": optimizer2.state_dict(),
+        "engine": engine2.state_dict(),
+    }
+    saved = torch.load(_roundtrip(saved), weights_only=True)
+    model3, optimizer3, engine3 = build(updater, opt=opt, seed=99)  # fresh, other masks
+    model3.load_state_dict(saved["model"])
+    optimizer3.load_state_dict(saved["optimizer"])
+    engine3.load_state_dict(saved["engine"])
+    assert engine3.step == 12
+    nets.train_steps(model3, optimizer3, 12, start=12)
+
+    for (k, a), b in zip(model.state_dict().items(), model3.state_dict().values()):
+        assert torch.equal(a, b), k
+    for n in engine.layers:
+        assert torch.equal(engine.masks[n], engine3.masks[n]), n
+    assert engine.trajectory == engine3.trajectory
+
+
+def _roundtrip(obj):
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    buf.seek(0)
+    return buf
+
+
+def test_state_dict_rejects_other_versions_and_models():
+    _, _, engine = build()
+    state = engine.state_dict()
+    with pytest.raises(CheckpointError, match="version"):
+        engine.load_state_dict({**state, "version": 99})
+    other = sparsify(nets.mlp(), None, SparsityConfig(updater="static"), attach=False)
+    with pytest.raises(CheckpointError, match="other layers"):
+        other.load_state_dict(state)
+
+
+def test_steps_skipped_by_grad_scaler_do_not_advance_the_engine():
+    model, optimizer, engine = build()
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**4)
+    x, y = nets.batch(model, 0)
+    optimizer.zero_grad()
+    scaler.scale(nn.functional.cross_entropy(model(x), y) * float("inf")).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    assert engine.step == 0
+    optimizer.zero_grad()
+    scaler.scale(nn.functional.cross_entropy(model(x), y)).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    assert engine.step == 1
+    engine.check()
+
+
+def test_gradient_accumulation_counts_optimizer_steps_only():
+    model, optimizer, engine = build("rigl", "layer")
+    for step in range(8):
+        optimizer.zero_grad()
+        for micro in range(3):
+            x, y = nets.batch(model, 3 * step + micro)
+            (nn.functional.cross_entropy(model(x), y) / 3).backward()
+        optimizer.step()
+        engine.check()
+    assert engine.step == 8
+    assert sum(engine.masks.counts()) == engine.budget
+
+
+def test_attach_false_needs_explicit_after_step():
+    model = nets.vgg_style()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    engine = sparsify(
+        model,
+        optimizer,
+        SparsityConfig(updater="set", update_every=2, total_steps=10),
+        attach=False,
+    )
+    nets.train_steps(model, optimizer, 3)
+    assert engine.step == 0
+    engine.after_step()
+    assert engine.step == 1
+    with pytest.raises(ConfigError, match="attach=True needs an optimizer"):
+        sparsify(nets.mlp(), None, SparsityConfig(updater="static"))
+
+
+def test_detach_stops_the_hook():
+    model, optimizer, engine = build()
+    nets.train_steps(model, optimizer, 2)
+    engine.detach()
+    nets.train_steps(model, optimizer, 2, start=2)
+    assert engine.step == 2
+
+
+def test_check_reports_broken_invariants():
+    model, optimizer, engine = build()
+    nets.train_steps(model, optimizer, 4)
+    engine.check()
+    name = engine.layers[1]
+    with torch.no_grad():
+        param = engine.masks.params[name]
+        flat_mask = engine.masks[name].reshape(-1)
+        param.view(-1)[(~flat_mask).nonzero()[0]] = 1.0
+    with pytest.raises(InvariantError, match="masked weights are not zero"):
+        engine.check()
+    engine.masks.apply()
+    engine.check()
+    engine.masks.set(name, torch.ones_like(engine.masks[name]))
+    with pytest.raises(InvariantError, match="expected exactly"):
+        engine.check()
+
+
+def test_summary_is_plain_data():
+    model, optimizer, engine = build()
+    nets.train_steps(model, optimizer, 5)
+    s = engine.summary()
+    assert s["step"] == 5 and s["budget"] == engine.budget == s["active"]
+    assert s["density"] == pytest.approx(engine.budget / engine.total)
+    assert set(s["layers"]) == set(engine.layers)
+    for layer in s["layers"].values():
+        assert set(layer) == {"active", "total", "density"}
+        assert isinstance(layer["active"], int)
+    assert "channels" not in s
+
+
+def test_masks_keyed_without_ddp_prefix_and_model_unwrapped():
+    model = nets.mlp()
+    wrapped = nn.DataParallel(model)
+    engine = sparsify(wrapped, None, SparsityConfig(updater="static"), attach=False)
+    assert engine.layers == ["1.weight", "3.weight", "5.weight"]
+    assert set(engine.masks) == set(engine.layers)
+
+
+def test_trajectory_records_every_change():
+    model, optimizer, engine = build("rigl", "global")
+    nets.train_steps(model, optimizer, 12)
+    assert [t for t, _ in engine.trajectory] == [0, 4, 8, 12]
+    assert all(sum(c) == engine.budget for _, c in engine.trajectory)
