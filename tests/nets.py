@@ -89,7 +89,10 @@ def train_steps(
     after=None,
     start: int = 0,
 ) -> None:
-    """Optimizer steps ``start+1 .. start+steps`` on seeded random batches; ``after(step)`` after each."""
+    """Optimizer steps ``start+1 .. start+steps`` on seeded random batches.
+
+    ``after(step)`` is called after each step.
+    """
     for i in range(start, start + steps):
         x, y = batch(model, i, seed)
         optimizer.zero_grad(set_to_none=True)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import archs
-import emulate
 import chase
+import emulate
 from chase import ChannelConfig, SparsityConfig
 from chase.structure import load_torchscript
 

@@ -10,9 +10,8 @@ import torch.multiprocessing as mp
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-import nets  # noqa: E402
-
-from chase import SparsityConfig, sparsify  # noqa: E402
+import nets
+from chase import SparsityConfig, sparsify
 
 
 def _worker(rank: int, world: int, store: str, out: str, updater: str, seeds: tuple[int, int]):

@@ -9,7 +9,7 @@ Register a new one with :func:`register_updater`; the contract tests pick it up.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 

@@ -1,5 +1,7 @@
 """Property-based tests: random small models, densities and schedules keep every invariant."""
 
+import itertools
+
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,7 +17,7 @@ def models(draw):
     if draw(st.booleans()):
         widths = draw(st.lists(st.integers(1, 24), min_size=2, max_size=5))
         layers: list[nn.Module] = [nn.Linear(6, widths[0])]
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in itertools.pairwise(widths):
             layers += [nn.ReLU(), nn.Linear(a, b)]
         return nn.Sequential(*layers), (5, 6)
     widths = draw(st.lists(st.integers(1, 12), min_size=1, max_size=3))
