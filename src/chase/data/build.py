@@ -1,0 +1,285 @@
+"""``build_data``: one entry point from a dataset name to train/val/test loaders.
+
+Order of selection: ``subset`` keeps the first N training examples, then ``val_split`` carves a
+seeded hold-out from what remains; the test set is only ever evaluated, never used to select.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from chase.data.arrays import TensorData
+from chase.data.cifar import read_cifar
+from chase.data.idx import read_idx_dataset
+from chase.data.imagenet import (
+    FolderLoader,
+    ImageFolderDataset,
+    find_imagenet_dir,
+    round_robin_order,
+    scan_split,
+)
+from chase.data.loaders import Loader, TensorLoader
+from chase.data.sharding import check_rank, split_indices
+from chase.data.specs import SPECS, SYNTHETIC, DatasetSpec, resolve_dataset
+from chase.data.synthetic import make_synthetic
+from chase.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SYNTHETIC_SIZE = 1024  # training examples; the test split gets a quarter of that
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """Loaders plus what a model needs to know: classes, channels, (H, W), normalisation."""
+
+    name: str
+    train: Loader
+    val: Loader | None
+    test: Loader
+    num_classes: int
+    in_channels: int
+    image_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The loader settings shared by every split."""
+
+    batch_size: int
+    eval_batch_size: int
+    subset: int | None
+    val_split: float | int
+    seed: int
+    augment: bool
+    rank: int
+    world_size: int
+    workers: int
+
+
+Splits = tuple[Loader, Loader | None, Loader]
+
+
+def _val_count(val_split: float | int, n: int) -> int:
+    """Examples to hold out: a float is a fraction in (0, 1) (at least one), an int a count."""
+    if isinstance(val_split, bool) or not isinstance(val_split, (int, float)):
+        raise ConfigError(f"val_split: must be a fraction or a count, got {val_split!r}")
+    if isinstance(val_split, float) and val_split != 0:
+        if not 0 < val_split < 1:
+            raise ConfigError(f"val_split: a fraction must be in (0, 1), got {val_split}")
+        count = max(1, round(val_split * n))
+    else:
+        count = int(val_split)
+    if not 0 <= count < n:
+        raise ConfigError(f"val_split: {val_split} must leave some of the {n} training examples")
+    return count
+
+
+def _train_val_indices(
+    n: int, opts: _Options, order: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Training and validation indices: the first ``subset`` (of ``order``), then the hold-out."""
+    base = torch.arange(n) if order is None else order
+    if opts.subset is not None:
+        if not 1 <= opts.subset <= n:
+            raise ConfigError(
+                f"subset: must be in [1, {n}] (the training set size), got {opts.subset}"
+            )
+        base = base[: opts.subset]
+    count = _val_count(opts.val_split, len(base))
+    if count == 0:
+        return base, None
+    kept, held = split_indices(len(base), count, opts.seed)
+    return base[kept], base[held]
+
+
+def _read_tensors(
+    name: str,
+    data_dir: str | None,
+    like: DatasetSpec,
+    size: int | None,
+    image_size: tuple[int, int],
+    seed: int,
+) -> TensorData:
+    """Read (or generate, for ``synthetic``) an in-memory dataset."""
+    if name == SYNTHETIC:
+        num_train = DEFAULT_SYNTHETIC_SIZE if size is None else size
+        if num_train < 1:
+            raise ConfigError(f"synthetic_size: must be >= 1, got {num_train}")
+        return make_synthetic(like, num_train, max(1, num_train // 4), seed, image_size)
+    if name in ("cifar10", "cifar100"):
+        if data_dir is None:
+            folder = "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"
+            raise DataError(
+                f"{name} needs a data folder: pass --data-dir pointing at the "
+                f"extracted {folder} folder or its parent."
+            )
+        return read_cifar(data_dir, SPECS[name].num_classes)
+    return read_idx_dataset(data_dir, name)
+
+
+def _tensor_loaders(data: TensorData, spec: DatasetSpec, opts: _Options) -> Splits:
+    """Train/val/test ``TensorLoader``s over in-memory uint8 tensors."""
+    train_idx, val_idx = _train_val_indices(len(data.train_labels), opts)
+    make = functools.partial(
+        TensorLoader,
+        mean=spec.mean,
+        std=spec.std,
+        seed=opts.seed,
+        rank=opts.rank,
+        world_size=opts.world_size,
+    )
+    train = make(
+        data.train_images,
+        data.train_labels,
+        train_idx,
+        train=True,
+        batch_size=opts.batch_size,
+        crop_padding=spec.crop_padding if opts.augment else 0,
+        flip=spec.flip and opts.augment,
+    )
+    evaluate = functools.partial(make, train=False, batch_size=opts.eval_batch_size)
+    val = None if val_idx is None else evaluate(data.train_images, data.train_labels, val_idx)
+    test = evaluate(data.test_images, data.test_labels, torch.arange(len(data.test_labels)))
+    return train, val, test
+
+
+def _folder_loaders(root: Path, spec: DatasetSpec, size: int, opts: _Options) -> tuple[Splits, int]:
+    """Train/val/test ``FolderLoader``s over an ImageNet-style tree, and the class count."""
+    train_paths, train_labels = scan_split(root / "train")
+    classes = sorted({Path(p).parent.name for p in train_paths})
+    test_paths, test_labels = scan_split(root / "val", classes)
+    labels = torch.tensor(train_labels)
+    order = round_robin_order(labels) if opts.subset is not None else None
+    train_idx, val_idx = _train_val_indices(len(train_paths), opts, order)
+
+    def loader(paths: list[str], targets: list[int], idx: torch.Tensor, train: bool) -> Loader:
+        dataset = ImageFolderDataset(
+            paths, targets, augment=train and opts.augment, size=size, seed=opts.seed
+        )
+        return FolderLoader(
+            dataset,
+            idx,
+            batch_size=opts.batch_size if train else opts.eval_batch_size,
+            train=train,
+            mean=spec.mean,
+            std=spec.std,
+            seed=opts.seed,
+            rank=opts.rank,
+            world_size=opts.world_size,
+            workers=opts.workers,
+        )
+
+    train = loader(train_paths, train_labels, train_idx, True)
+    val = None if val_idx is None else loader(train_paths, train_labels, val_idx, False)
+    test = loader(test_paths, test_labels, torch.arange(len(test_paths)), False)
+    return (train, val, test), len(classes)
+
+
+def _check_options(opts: _Options) -> None:
+    """Raise ``ConfigError`` for a loader setting out of range."""
+    for field in ("batch_size", "eval_batch_size"):
+        if getattr(opts, field) < 1:
+            raise ConfigError(f"{field}: must be >= 1, got {getattr(opts, field)}")
+    if opts.workers < 0:
+        raise ConfigError(f"workers: must be >= 0, got {opts.workers}")
+    check_rank(opts.rank, opts.world_size)
+
+
+def _spec_and_size(
+    canonical: str, synthetic_like: str, image_size: int | None
+) -> tuple[DatasetSpec, tuple[int, int]]:
+    """The spec the data follows (the imitated one for ``synthetic``) and the (H, W) to use."""
+    if canonical == SYNTHETIC:
+        like = resolve_dataset(synthetic_like, "synthetic_like")
+        if like == SYNTHETIC:
+            raise ConfigError("synthetic_like: must name a real dataset, got 'synthetic'")
+        spec = SPECS[like]
+    else:
+        spec = SPECS[canonical]
+    if image_size is None:
+        return spec, spec.image_size
+    if image_size < 1:
+        raise ConfigError(f"image_size: must be >= 1, got {image_size}")
+    if canonical not in (SYNTHETIC, "imagenet") and (image_size, image_size) != spec.image_size:
+        raise ConfigError(
+            f"image_size: {canonical} images are {spec.image_size[0]} pixels and cannot be "
+            f"resized (got {image_size}); image_size applies to imagenet and synthetic only"
+        )
+    return spec, (image_size, image_size)
+
+
+def build_data(
+    name: str,
+    data_dir: str | None,
+    *,
+    batch_size: int,
+    eval_batch_size: int | None = None,
+    subset: int | None = None,
+    val_split: float | int = 0,
+    seed: int = 0,
+    augment: bool = True,
+    rank: int = 0,
+    world_size: int = 1,
+    workers: int = 4,
+    synthetic_like: str = "cifar10",
+    synthetic_size: int | None = None,
+    image_size: int | None = None,
+) -> DataBundle:
+    """Build train/val/test loaders for dataset ``name`` (see ``specs.known_datasets``).
+
+    ``batch_size`` is per rank (``eval_batch_size`` defaults to it). ``val_split`` is a
+    fraction in (0, 1) or a count of training examples held out (0: no validation loader).
+    ``image_size`` sets the crop size of ``imagenet`` and the side of ``synthetic`` images;
+    other datasets keep their native size. ``workers`` only applies to ``imagenet``.
+    """
+    canonical = resolve_dataset(name)
+    opts = _Options(
+        batch_size,
+        batch_size if eval_batch_size is None else eval_batch_size,
+        subset,
+        val_split,
+        seed,
+        augment,
+        rank,
+        world_size,
+        workers,
+    )
+    _check_options(opts)
+    spec, size = _spec_and_size(canonical, synthetic_like, image_size)
+    num_classes = spec.num_classes
+    if canonical == "imagenet":
+        if data_dir is None:
+            raise DataError(
+                "imagenet needs a data folder: pass --data-dir pointing at a folder with "
+                "train/<class>/ and val/<class>/ subfolders."
+            )
+        root = find_imagenet_dir(data_dir)
+        (train, val, test), num_classes = _folder_loaders(root, spec, size[0], opts)
+    else:
+        data = _read_tensors(canonical, data_dir, spec, synthetic_size, size, seed)
+        train, val, test = _tensor_loaders(data, spec, opts)
+    if len(train) == 0:
+        raise ConfigError(
+            f"batch_size: {batch_size} per rank x {world_size} ranks is more than the "
+            f"training examples available; lower batch_size or raise subset"
+        )
+    log.info(
+        "%s: %d train / %d val / %d test examples on rank %d of %d",
+        canonical,
+        train.num_examples,
+        val.num_examples if val else 0,
+        test.num_examples,
+        rank,
+        world_size,
+    )
+    return DataBundle(
+        canonical, train, val, test, num_classes, spec.in_channels, size, spec.mean, spec.std
+    )
