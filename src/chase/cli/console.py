@@ -1,0 +1,117 @@
+"""Console output of the CLI: a progress bar with ETA and live statistics, and tables."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+console = Console(stderr=False, highlight=False)
+
+
+def describe(stats: dict[str, Any]) -> str:
+    """``loss 0.512 acc 81.2% density 0.100 live 320/640`` from a training record."""
+    parts = []
+    if "loss" in stats:
+        parts.append(f"loss {stats['loss']:.3f}")
+    if "acc" in stats:
+        parts.append(f"acc {stats['acc']:.1%}")
+    if "density" in stats:
+        parts.append(f"density {stats['density']:.3f}")
+    if "live_channels" in stats:
+        parts.append(f"live ch {stats['live_channels']}")
+    return "  ".join(parts)
+
+
+class ConsoleProgress:
+    """A rich progress bar on a terminal; plain log lines otherwise (CI, pipes, files)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.tty = sys.stdout.isatty()
+        self._bar: Progress | None = None
+        self._task: Any = None
+        self._total = 0
+
+    def start(self, total: int, done: int, description: str) -> None:
+        self._total = total
+        if not self.enabled or not self.tty:
+            return
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            TextColumn("{task.fields[stats]}"), console=console, transient=False,
+        )  # fmt: skip
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total, completed=done, stats="")
+
+    def update(self, done: int, stats: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, stats=describe(stats))
+        else:
+            console.print(f"step {done}/{self._total}  {describe(stats)}")
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            console.print(text)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _fmt_flops(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return f"{value:.0f}"
+
+
+def report_table(report: dict[str, Any]) -> Table:
+    """The end-of-run summary: accuracy, sparsity, parameters, FLOPs and measured speed."""
+    table = Table(title=f"{report['model']} on {report['dataset']} ({report['method']})",
+                  show_header=True, header_style="bold")  # fmt: skip
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    f = report["flops"]
+    rows = [
+        ("test accuracy (slim model)", f"{report['test_accuracy']:.2%}"),
+        ("test accuracy (masked model)", f"{report['test_accuracy_masked']:.2%}"),
+        ("weight density", f"{report['density']:.3f}"),
+        ("channel sparsity", f"{report['channel_sparsity']:.3f}"),
+        ("parameters dense / slim / nonzero",
+         f"{report['params_dense']:,} / {report['params_slim']:,} / {report['params_nonzero']:,}"),
+        ("FLOPs per image, dense", _fmt_flops(f["dense"])),
+        ("FLOPs sparse (x dense)", f"{_fmt_flops(f['sparse'])} ({f['sparse_ratio']:.3f}x)"),
+        ("FLOPs GPU-supported (x dense)",
+         f"{_fmt_flops(f['gpu_supported'])} ({f['gpu_supported_ratio']:.3f}x)"),
+        ("training FLOPs (x dense)", f"{f['train_ratio']:.3f}x"),
+        ("slim vs masked max |diff|", f"{report['equivalence_max_abs_diff']:.2e}"),
+    ]  # fmt: skip
+    for row in report.get("speed", []):
+        b = row["batch_size"]
+        speed = row["speedup"]
+        rows.append((
+            f"batch {b}: dense / slim ms ({row['device']})",
+            f"{row['dense_ms']:.2f} / {row['slim_ms']:.2f}  "
+            f"speedup {speed:.2f}x of {row['flops_ratio']:.2f}x FLOPs",
+        ))  # fmt: skip
+    rows.append(("training time", f"{report['seconds']:.0f} s, {report['steps']} steps"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table

@@ -1,0 +1,33 @@
+"""``chase presets``: list the presets, or show one resolved."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import yaml
+from rich.table import Table
+
+from chase.cli.console import console
+from chase.train.config import RunConfig, deep_merge
+from chase.train.presets import list_presets, preset
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("presets", help="list training presets or show one")
+    p.add_argument("name", nargs="?", help="show this preset's resolved configuration")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.name:
+        cfg = RunConfig.from_dict(deep_merge(RunConfig().to_dict(), preset(args.name)))
+        console.print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    table = Table("preset", "model", "dataset", "method", "epochs", header_style="bold")
+    for name in list_presets():
+        p = preset(name)
+        table.add_row(name, str(p.get("model", "")), str(p.get("data", {}).get("name", "")),
+                      str(p.get("method", "chase")), str(p.get("epochs", "")))  # fmt: skip
+    console.print(table)
+    return 0

@@ -1,0 +1,337 @@
+"""The reference trainer: one forward per step, the engine as an optimizer post-hook, exact
+resume from any step, DDP under ``torchrun``, and a final slim model with its report."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+import chase
+from chase.data import DataBundle, build_data
+from chase.errors import CheckpointError, ConfigError
+from chase.models import create_model
+from chase.sparsity.engine import SparsityEngine
+from chase.train import distributed
+from chase.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from chase.train.config import RunConfig, steps_for
+from chase.train.optim import build_optimizer, build_scheduler
+from chase.train.rundir import MetricsLog, RunDir
+
+log = logging.getLogger(__name__)
+
+
+class Progress(Protocol):
+    """What the trainer tells the console (the CLI implements it; the default is silent)."""
+
+    def start(self, total: int, done: int, description: str) -> None: ...
+    def update(self, done: int, stats: dict[str, Any]) -> None: ...
+    def message(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Silent:
+    def start(self, total: int, done: int, description: str) -> None: ...
+    def update(self, done: int, stats: dict[str, Any]) -> None: ...
+    def message(self, text: str) -> None:
+        log.info(text)
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Clock:
+    """Where the run is: iterations done, the epoch and the next batch inside it."""
+
+    it: int = 0
+    epoch: int = 0
+    position: int = 0
+    seconds: float = 0.0
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """Builds everything a run needs from a ``RunConfig`` and trains it in a run folder."""
+
+    def __init__(self, cfg: RunConfig, run: RunDir, progress: Progress | None = None):
+        self.cfg = cfg
+        self.run = run
+        self.progress = progress or Silent()
+        self.dist, self.device = distributed.setup(cfg.device)
+        self.stop_reason: str | None = None
+        self.clock = Clock()
+        if cfg.amp != "none" and self.device.type != "cuda":
+            raise ConfigError(f"amp = {cfg.amp!r} is not allowed on {self.device}: use 'none'")
+        _seed_everything(cfg.seed)
+        self.data = self._build_data()
+        self.steps_per_epoch = len(self.data.train)
+        self.total = steps_for(cfg.epochs, self.steps_per_epoch)
+        self.model = self._build_model()
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scheduler = build_scheduler(
+            self.optimizer, cfg.schedule, self.total, self.steps_per_epoch
+        )
+        self.engine = self._build_engine()
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
+        self.ddp: nn.Module = self.model
+        self.metrics: MetricsLog | None = None
+
+    # -- construction ------------------------------------------------------------------------
+    def _build_data(self) -> DataBundle:
+        d = self.cfg.data
+        world = self.dist.world_size
+        if d.batch_size % world:
+            raise ConfigError(
+                f"data.batch_size = {d.batch_size} is not allowed with {world} processes: "
+                "the global batch must divide evenly among them"
+            )
+        return build_data(
+            d.name, d.dir, batch_size=d.batch_size // world,
+            eval_batch_size=(d.eval_batch_size or d.batch_size) // world or 1,
+            subset=d.subset, val_split=d.val_split, seed=self.cfg.seed, augment=d.augment,
+            rank=self.dist.rank, world_size=world, workers=d.workers,
+            synthetic_like=d.synthetic_like, synthetic_size=d.synthetic_size,
+            image_size=d.image_size,
+        )  # fmt: skip
+
+    def _build_model(self) -> nn.Module:
+        model = create_model(
+            self.cfg.model,
+            num_classes=self.data.num_classes,
+            in_channels=self.data.in_channels,
+            **self.cfg.model_kwargs,
+        ).to(self.device)
+        if self.cfg.channels_last and self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def example_inputs(self, batch: int = 2) -> torch.Tensor:
+        h, w = self.data.image_size
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(batch, self.data.in_channels, h, w, generator=gen).to(self.device)
+        return self.layout(x)
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        if self.cfg.channels_last and self.device.type == "cuda" and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _build_engine(self) -> SparsityEngine | None:
+        scfg = self.cfg.sparsity_config(self.steps_per_epoch, self.total)
+        if scfg is None:
+            return None
+        return chase.sparsify(
+            self.model, self.optimizer, scfg, example_inputs=self.example_inputs()
+        )
+
+    @property
+    def arch(self) -> dict[str, Any]:
+        """How to rebuild the original model (stored in ``slim.pt``)."""
+        kwargs = {"num_classes": self.data.num_classes, "in_channels": self.data.in_channels}
+        return {"name": self.cfg.model, "kwargs": {**kwargs, **self.cfg.model_kwargs}}
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        c = self.clock
+        return {
+            "config": self.cfg.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "engine": None if self.engine is None else self.engine.state_dict(),
+            "step": c.it,
+            "epoch": c.epoch,
+            "position": c.position,
+            "seconds": c.seconds,
+            "rng": rng_state(),
+            "metrics_offset": self.metrics.offset if self.metrics else 0,
+            "stats": {k: float(v) for k, v in c.stats.items()},
+            "world_size": self.dist.world_size,
+        }
+
+    def save(self) -> None:
+        if self.dist.main:
+            save_checkpoint(self.run.checkpoint, self.state_dict())
+        distributed.barrier()
+
+    def load(self) -> int:
+        """Restore the run folder's checkpoint; returns the metrics.jsonl offset to resume at."""
+        state = load_checkpoint(self.run.checkpoint, map_location=self.device)
+        if state["config"] != self.cfg.to_dict():
+            raise CheckpointError(f"{self.run.checkpoint} was written with another configuration")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            if self.engine is not None:
+                self.engine.load_state_dict(state["engine"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(
+                f"{self.run.checkpoint} does not fit this run ({str(exc).splitlines()[0]})"
+            ) from None
+        set_rng_state(state["rng"])
+        self.clock = Clock(
+            state["step"], state["epoch"], state["position"], state["seconds"], state["stats"]
+        )
+        return int(state["metrics_offset"])
+
+    # -- training ----------------------------------------------------------------------------
+    def request_stop(self, reason: str) -> None:
+        """Finish the current step, write a checkpoint and return from ``fit``."""
+        self.stop_reason = reason
+
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> bool:
+        """Train to the end (returns True) or until a stop is requested (False); either way
+        the run folder ends with a checkpoint of the last completed step."""
+        offset = self.load() if resume else None
+        self.metrics = MetricsLog(self.run.metrics, self.dist.main, offset)
+        if self.dist.enabled:
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None
+            )
+        c = self.clock
+        self.progress.start(self.total, c.it, "train")
+        began = time.perf_counter() - c.seconds
+        stopped = False
+        while c.it < self.total and not stopped:
+            for x, y in self.data.train.epoch(c.epoch, start=c.position):
+                self._step(x, y)
+                c.it += 1
+                c.position += 1
+                c.seconds = time.perf_counter() - began
+                if c.it % self.cfg.log_every == 0 or c.it == self.total:
+                    self._log_train()
+                if c.it >= self.total:
+                    break
+                if self._should_stop(stop_after):
+                    stopped = True
+                    break
+                if c.it % self.cfg.checkpoint_every == 0:
+                    self.save()
+            if c.position >= self.steps_per_epoch:
+                self._end_epoch()
+        self.save()
+        self.progress.stop()
+        return not stopped
+
+    def _should_stop(self, stop_after: int | None) -> bool:
+        if stop_after is not None and self.clock.it >= stop_after:
+            self.stop_reason = self.stop_reason or f"--stop-after-steps {stop_after}"
+        flag = torch.tensor([1.0 if self.stop_reason else 0.0], device=self.device)
+        if self.dist.enabled:
+            flag = distributed.all_sum(flag)
+            if float(flag) > 0 and self.stop_reason is None:
+                self.stop_reason = "another process stopped"
+        return float(flag) > 0
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.ddp.train()
+        x = self.layout(x.to(self.device, non_blocking=True))
+        y = y.to(self.device, non_blocking=True)
+        amp = self.cfg.amp
+        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+        ctx = torch.autocast(self.device.type, dtype=dtype) if amp != "none" else nullcontext()
+        with ctx:
+            out = self.ddp(x)
+            loss = self.criterion(out, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)  # the engine acts here, after a real step
+        self.scaler.update()
+        self.scheduler.step()
+        s = self.clock.stats
+        n = float(y.numel())
+        s["loss"] = s.get("loss", 0.0) + loss.detach() * n  # type: ignore[assignment]
+        s["correct"] = s.get("correct", 0.0) + (out.argmax(1) == y).sum()  # type: ignore[assignment]
+        s["count"] = s.get("count", 0.0) + n
+
+    def _log_train(self) -> None:
+        c = self.clock
+        s = c.stats
+        if not s:
+            return
+        total = distributed.all_sum(
+            torch.stack([torch.as_tensor(s[k], dtype=torch.float64, device=self.device)
+                         for k in ("loss", "correct", "count")])
+        ).tolist()  # fmt: skip
+        c.stats = {}
+        record = {
+            "kind": "train", "step": c.it, "epoch": c.epoch + c.position / self.steps_per_epoch,
+            "loss": total[0] / total[2], "acc": total[1] / total[2],
+            "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(c.seconds, 3),
+        }  # fmt: skip
+        record.update(self._sparsity_stats())
+        assert self.metrics is not None
+        self.metrics.write(record)
+        self.progress.update(c.it, record)
+
+    def _sparsity_stats(self) -> dict[str, Any]:
+        if self.engine is None:
+            return {"density": 1.0}
+        s = self.engine.summary()
+        out: dict[str, Any] = {"density": s["density"]}
+        if "channels" in s:
+            out["live_channels"] = s["channels"]["live"]
+            out["channel_sparsity"] = s["channels"]["sparsity"]
+        return out
+
+    def _end_epoch(self) -> None:
+        c = self.clock
+        c.epoch += 1
+        c.position = 0
+        assert self.metrics is not None
+        if self.engine is not None and self.engine.channels is not None:
+            groups = self.engine.summary()["channels"]["groups"]
+            self.metrics.write(
+                {
+                    "kind": "channels",
+                    "step": c.it,
+                    "epoch": c.epoch,
+                    "groups": {k: v["live"] for k, v in groups.items()},
+                }
+            )
+        if self.data.val is not None and c.epoch % self.cfg.eval_every == 0:
+            loss, acc = self.evaluate(self.model, self.data.val)
+            record = {
+                "kind": "eval",
+                "split": "val",
+                "step": c.it,
+                "epoch": c.epoch,
+                "loss": loss,
+                "acc": acc,
+            }
+            self.metrics.write(record)
+            self.progress.message(f"epoch {c.epoch}: val loss {loss:.4f}, val acc {acc:.2%}")
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader: Any) -> tuple[float, float]:
+        """Mean loss and accuracy of ``model`` over a loader, summed across ranks."""
+        was_training = model.training
+        model.eval()
+        totals = torch.zeros(3, dtype=torch.float64, device=self.device)
+        for x, y in loader.epoch(0):
+            x = self.layout(x.to(self.device))
+            y = y.to(self.device)
+            out = model(x).float()
+            totals[0] += nn.functional.cross_entropy(out, y, reduction="sum").double()
+            totals[1] += (out.argmax(1) == y).sum()
+            totals[2] += y.numel()
+        model.train(was_training)
+        loss, correct, count = distributed.all_sum(totals).tolist()
+        return loss / max(count, 1), correct / max(count, 1)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

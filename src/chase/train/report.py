@@ -1,0 +1,164 @@
+"""The end of a run: slim, recalibrate BatchNorm, evaluate on the test set, measure FLOPs and
+speed, save ``slim.pt`` and write ``report.json``. The reported model is the final one; the
+test set is used here, once, and never to choose anything."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+import chase
+from chase.metrics import benchmark, flops_report, layer_costs, training_flops
+from chase.structure import SlimSpec, recalibrate_bn
+from chase.structure import save_slim as save_slim_spec
+from chase.train.checkpoint import atomic_write_text
+
+if TYPE_CHECKING:
+    from chase.train.loop import Trainer
+
+log = logging.getLogger(__name__)
+
+
+def finish(trainer: Trainer) -> dict[str, Any]:
+    """Everything after the last training step; returns the report (rank 0 writes files)."""
+    cfg, model, engine, data = trainer.cfg, trainer.model, trainer.engine, trainer.data
+    model.eval()
+    trainer.progress.message("evaluating the masked model on the test set")
+    loss_masked, acc_masked = trainer.evaluate(model, data.test)
+    slim = _slim(model, engine)
+    x_test = trainer.layout(next(iter(data.test.epoch(0)))[0][:8].to(trainer.device))
+    with torch.no_grad():
+        diff = float((model(x_test).float() - slim(x_test).float()).abs().max())
+    if cfg.recalibrate_bn_steps != 0 and _has_bn(slim):
+        trainer.progress.message("recalibrating BatchNorm statistics of the slim model")
+        batches = (trainer.layout(x.to(trainer.device)) for x, _ in data.train.epoch(0))
+        recalibrate_bn(slim, batches, steps=cfg.recalibrate_bn_steps, device=trainer.device)
+        _average_bn_over_ranks(slim)
+    loss, acc = trainer.evaluate(slim, data.test)
+    report: dict[str, Any] = {
+        "method": cfg.method,
+        "model": cfg.model,
+        "dataset": data.name,
+        "test_accuracy": acc,
+        "test_loss": loss,
+        "test_accuracy_masked": acc_masked,
+        "test_loss_masked": loss_masked,
+        "equivalence_max_abs_diff": diff,
+        "steps": trainer.clock.it,
+        "epochs": cfg.epochs,
+        "seconds": trainer.clock.seconds,
+        "world_size": trainer.dist.world_size,
+    }
+    report.update(_sparsity(engine))
+    report.update(_flops_and_params(trainer, slim))
+    if trainer.dist.main:
+        report["speed"] = _speed(trainer, slim)
+        _save(trainer, slim, report)
+    return report
+
+
+def _slim(model: nn.Module, engine: Any) -> nn.Module:
+    if engine is not None and engine.groups is not None:
+        return chase.slim(model, engine).eval()
+    return copy.deepcopy(model).eval()
+
+
+def _has_bn(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _average_bn_over_ranks(model: nn.Module) -> None:
+    """Pool BN statistics that each rank measured on its shard (equal-sized shards)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    world = dist.get_world_size()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+            mean, var = m.running_mean, m.running_var
+            second = var + mean * mean
+            dist.all_reduce(mean)
+            dist.all_reduce(second)
+            mean.div_(world)
+            var.copy_(second.div_(world) - mean * mean)
+
+
+def _sparsity(engine: Any) -> dict[str, Any]:
+    if engine is None:
+        return {"density": 1.0, "channel_sparsity": 0.0}
+    s = engine.summary()
+    out = {"density": s["density"], "budget": s["budget"], "channel_sparsity": 0.0}
+    if "channels" in s:
+        ch = s["channels"]
+        out.update(channel_sparsity=ch["sparsity"], live_channels=ch["live"],
+                   prunable_channels=ch["total"])  # fmt: skip
+    return out
+
+
+def _flops_and_params(trainer: Trainer, slim: nn.Module) -> dict[str, Any]:
+    model, engine = trainer.model, trainer.engine
+    x = trainer.example_inputs(1)
+    costs = layer_costs(model, x)
+    masks = dict(engine.masks.items()) if engine is not None else None
+    rep = flops_report(costs, masks=masks, model=model, slim_costs=layer_costs(slim, x))
+    total = trainer.total
+    if engine is not None:
+        trajectory = [(t, dict(zip(engine.layers, c))) for t, c in engine.trajectory]
+        train = training_flops(costs, trajectory, total, engine.dense_grad_iterations(total))
+    else:
+        train = training_flops(costs, [(0, {})], total)
+    params_slim = sum(p.numel() for p in slim.parameters())
+    slim_masks = chase.slim_masks(engine) if engine is not None and engine.groups else {}
+    masked_out = sum(int((~m).sum()) for m in slim_masks.values())
+    dense, gpu = rep.dense_flops, rep.gpu_flops or rep.dense_flops
+    return {
+        "params_dense": rep.params_dense,
+        "params_slim": params_slim,
+        "params_nonzero": params_slim - masked_out,
+        "flops": {
+            "dense": dense,
+            "sparse": rep.sparse_flops,
+            "gpu_supported": gpu,
+            "train": train.train_flops_per_example,
+            "train_dense": train.dense_train_flops_per_example,
+            "sparse_ratio": rep.sparse_flops / dense,
+            "gpu_supported_ratio": gpu / dense,
+            "train_ratio": train.ratio,
+        },
+    }
+
+
+def _speed(trainer: Trainer, slim: nn.Module) -> list[dict[str, Any]]:
+    b = trainer.cfg.bench
+    if b.repeats <= 0 or not b.batch_sizes:
+        return []
+    trainer.progress.message("measuring dense vs slim inference speed")
+    h, w = trainer.data.image_size
+    rows = benchmark(
+        trainer.model, slim, input_shape=(trainer.data.in_channels, h, w),
+        batch_sizes=b.batch_sizes, device=trainer.device, warmup=b.warmup, repeats=b.repeats,
+        channels_last=trainer.cfg.channels_last and trainer.device.type == "cuda",
+    )  # fmt: skip
+    return [{k: _finite(v) for k, v in row.items()} for row in rows]
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _save(trainer: Trainer, slim: nn.Module, report: dict[str, Any]) -> None:
+    run, engine = trainer.run, trainer.engine
+    extra = {"test_accuracy": report["test_accuracy"], "method": report["method"]}
+    if engine is not None and engine.groups is not None:
+        chase.save_slim(run.slim, trainer.model, engine, arch=trainer.arch, extra=extra)
+        channels = engine.channel_report()
+        atomic_write_text(run.path / "channels.json", json.dumps(channels))
+    else:
+        save_slim_spec(run.slim, slim, SlimSpec({}, {}), arch=trainer.arch, extra=extra)
+    atomic_write_text(run.report, json.dumps(report, indent=2))
