@@ -32,17 +32,21 @@ def run(args: argparse.Namespace) -> int:
     from chase.train.rundir import RunDir
 
     target = Path(args.target)
+    options: dict[str, Any] = {"batch_size": 1, "eval_batch_size": args.batch_size, "workers": 0}
     dataset, data_dir = args.dataset, args.data_dir
-    if target.is_dir():
+    if target.is_dir():  # the run's own data settings (synthetic data is seeded by them)
         cfg = RunConfig.from_dict(RunDir(target).read_config())
-        dataset = dataset or cfg.data.name
-        data_dir = data_dir or cfg.data.dir
+        if dataset is None:
+            d = cfg.data
+            dataset, data_dir = d.name, data_dir or d.dir
+            options.update(seed=cfg.seed, synthetic_like=d.synthetic_like,
+                           synthetic_size=d.synthetic_size, image_size=d.image_size)
         target = RunDir(target).slim
     if dataset is None:
         raise ConfigError("--dataset is needed when evaluating a bare slim.pt file")
     loaded = load_slim(target)
     _, device = setup(args.device)
-    data = build_data(dataset, data_dir, batch_size=args.batch_size, workers=0)
+    data = build_data(dataset, data_dir, **options)
     model = loaded.model.to(device).eval()
     correct = count = 0
     with torch.no_grad():

@@ -24,7 +24,10 @@ def run(args: argparse.Namespace) -> int:
         cfg = RunConfig.from_dict(deep_merge(RunConfig().to_dict(), preset(args.name)))
         console.print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    table = Table("preset", "model", "dataset", "method", "epochs", header_style="bold")
+    table = Table(header_style="bold")
+    table.add_column("preset", no_wrap=True)
+    for column in ("model", "dataset", "method", "epochs"):
+        table.add_column(column)
     for name in list_presets():
         p = preset(name)
         table.add_row(name, str(p.get("model", "")), str(p.get("data", {}).get("name", "")),

@@ -23,7 +23,13 @@ POOL_AFTER: frozenset[int] = frozenset({0, 1})
 class SmallCNN(nn.Module):
     """conv-BN-ReLU x4 with two max-pools as ``features``, then pool and ``classifier``."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, width: float = 1.0) -> None:
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        width: float = 1.0,
+        batch_norm: bool = True,
+    ) -> None:
         super().__init__()
         if width <= 0:
             raise ValueError(f"width must be > 0, got {width}")
@@ -32,8 +38,8 @@ class SmallCNN(nn.Module):
         for i, base in enumerate(BASE_WIDTHS):
             cout = max(1, round(base * width))
             layers += [
-                nn.Conv2d(cin, cout, kernel_size=3, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
+                nn.Conv2d(cin, cout, kernel_size=3, padding=1, bias=not batch_norm),
+                nn.BatchNorm2d(cout) if batch_norm else nn.Identity(),
                 nn.ReLU(inplace=True),
             ]
             if i in POOL_AFTER:
@@ -51,5 +57,7 @@ class SmallCNN(nn.Module):
 
 @register_model("small_cnn", input_size=(1, 28, 28))
 def small_cnn(num_classes: int = 10, in_channels: int = 1, **kwargs: Any) -> SmallCNN:
-    """Small CNN for 28x28 grey images; ``width`` scales every layer."""
+    """Small CNN for 28x28 grey images; ``width`` scales every layer; ``batch_norm=False``
+    uses conv biases instead (a model whose result does not depend on how a batch is split
+    across processes, which the multi-process tests compare against one process)."""
     return SmallCNN(num_classes, in_channels, **kwargs)

@@ -95,7 +95,7 @@ class SparsityEngine:
                 )
             self.channels = ChannelPruner(config, groups, self.masks)
         self.trajectory: list[tuple[int, list[int]]] = []
-        self.dense_grad_steps = 0
+        self.update_steps: list[int] = []  # steps after which the topology was updated
         self._expected: int | None = self.budget  # exact active count, None after channel events
         self._ceiling = self.budget  # most active weights allowed until the next update
         self._changed()
@@ -134,7 +134,6 @@ class SparsityEngine:
         t = self.step
         if self.updater.dense_grad == "every":
             self.updater.observe({n: self.masks.params[n] for n in self.layers})
-            self.dense_grad_steps += 1
         self.masks.apply(self.optimizer)
         changed = False
         event = self.channels is not None and is_channel_event(self.config, t)
@@ -197,8 +196,7 @@ class SparsityEngine:
         plan = self.updater.plan(ctx, layers)
         for name, mask in rewire(layers, plan, self.updater, self.generator).items():
             self.masks.set(name, mask)
-        if self.updater.dense_grad == "update":
-            self.dense_grad_steps += 1
+        self.update_steps.append(t)
         capacity = sum(lay.capacity for lay in layers) + pinned_active
         self._ceiling = self._bound(t)
         self._expected = min(self._ceiling, capacity)
@@ -232,6 +230,15 @@ class SparsityEngine:
         if self.channels is not None:
             out["channels"] = self.channels.summary()
         return out
+
+    def dense_grad_iterations(self, total_steps: int) -> list[int]:
+        """Training iterations (0-based) at which this run read the dense weight gradient:
+        the iteration before each gradient-based update, or every one (SNFS)."""
+        if self.updater.dense_grad == "every":
+            return list(range(total_steps))
+        if self.updater.dense_grad == "update":
+            return [t - 1 for t in self.update_steps if 0 < t <= total_steps]
+        return []
 
     def channel_report(self, ratio: float = 0.5) -> dict[str, Any]:
         """Per-group channel densities and UMM scores, and the sparse-amenable fraction."""
@@ -296,7 +303,7 @@ class SparsityEngine:
             "updater": self.updater.state_dict(),
             "channels": None if self.channels is None else self.channels.state_dict(),
             "trajectory": [[t, list(c)] for t, c in self.trajectory],
-            "dense_grad_steps": self.dense_grad_steps,
+            "update_steps": list(self.update_steps),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -323,5 +330,5 @@ class SparsityEngine:
         if self.channels is not None:
             self.channels.load_state_dict(state["channels"])
         self.trajectory = [(int(t), list(c)) for t, c in state["trajectory"]]
-        self.dense_grad_steps = int(state["dense_grad_steps"])
+        self.update_steps = [int(t) for t in state["update_steps"]]
         self.masks.apply(self.optimizer)

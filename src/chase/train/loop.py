@@ -67,8 +67,8 @@ class Trainer:
         self.dist, self.device = distributed.setup(cfg.device)
         self.stop_reason: str | None = None
         self.clock = Clock()
-        if cfg.amp != "none" and self.device.type != "cuda":
-            raise ConfigError(f"amp = {cfg.amp!r} is not allowed on {self.device}: use 'none'")
+        if cfg.amp == "fp16" and self.device.type != "cuda":
+            raise ConfigError(f"amp = 'fp16' is not allowed on {self.device}: use 'bf16' or 'none'")
         _seed_everything(cfg.seed)
         self.data = self._build_data()
         self.steps_per_epoch = len(self.data.train)
@@ -222,6 +222,8 @@ class Trainer:
                 self._end_epoch()
         self.save()
         self.progress.stop()
+        if self.engine is not None:
+            self.engine.check()  # exact budget, zeros, floors; identical masks on every rank
         return not stopped
 
     def _should_stop(self, stop_after: int | None) -> bool:

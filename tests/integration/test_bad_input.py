@@ -1,0 +1,157 @@
+"""Bad input costs one clear line on stderr, exit code 2, no traceback, and never touches an
+existing run folder."""
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from runs import TINY
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def existing_run(tmp_path_factory):
+    from chase.cli.main import main
+
+    out = tmp_path_factory.mktemp("existing") / "run"
+    assert main(["train", *TINY, "--epochs", "1", "--stop-after-steps", "2", "--out", str(out)]) == 0
+    return out
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("chase: error:")
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+BAD_TRAIN_ARGS = {
+    "density above 1": (["--density", "1.5"], ["density", "1.5"]),
+    "density zero": (["--density", "0"], ["density"]),
+    "channel sparsity 1": (["--method", "chase", "--channel-sparsity", "1.0"], ["sparsity", "1.0"]),
+    "channel sparsity negative": (["--channel-sparsity", "-0.1"], ["sparsity", "-0.1"]),
+    "beta zero": (["--set", "sparsity.channels.min_keep_ratio=0"], ["min_keep_ratio"]),
+    "beta above 1": (["--set", "sparsity.channels.min_keep_ratio=1.5"], ["min_keep_ratio"]),
+    "unknown model": (["--model", "resnet9000"], ["resnet9000"]),
+    "unknown --set key": (["--set", "optim.lrr=0.1"], ["optim.lrr", "optim.lr"]),
+    "unknown sparsity key": (["--set", "sparsity.densty=0.1"], ["sparsity.densty"]),
+    "unknown method": (["--method", "magic"], ["method", "magic"]),
+    "bad --set syntax": (["--set", "optim.lr"], ["key=value"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TRAIN_ARGS))
+def test_bad_settings_fail_cleanly_and_leave_the_run_alone(cli, existing_run, case):
+    args, needles = BAD_TRAIN_ARGS[case]
+    before = snapshot(existing_run)
+    code, _, err = cli("train", *TINY, *args, "--out", existing_run, "--overwrite")
+    assert_one_line_error(code, err, *needles)
+    assert snapshot(existing_run) == before
+
+
+def test_unknown_preset(cli, tmp_path):
+    code, _, err = cli("train", "--preset", "fmnist-dem", "--out", tmp_path / "x")
+    assert_one_line_error(code, err, "fmnist-dem", "fmnist-demo")
+    assert not (tmp_path / "x").exists()
+
+
+def test_missing_data_folder(cli, tmp_path):
+    code, _, err = cli("train", "--dataset", "cifar10", "--data-dir", tmp_path / "nope",
+                       "--out", tmp_path / "run", "--quiet")  # fmt: skip
+    assert_one_line_error(code, err, str(tmp_path / "nope"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_wrong_format_data_folder(cli, tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                 "data_batch_5", "test_batch", "batches.meta"]:  # fmt: skip
+        (folder / name).write_bytes(b"this is not a pickle")
+    code, _, err = cli("train", "--dataset", "cifar10", "--data-dir", folder,
+                       "--out", tmp_path / "run", "--quiet")  # fmt: skip
+    assert_one_line_error(code, err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_config_file(cli, tmp_path):
+    code, _, err = cli("train", "--config", tmp_path / "none.yaml", "--out", tmp_path / "r")
+    assert_one_line_error(code, err, "none.yaml")
+
+
+def test_out_pointing_at_a_run_needs_resume_or_overwrite(cli, existing_run):
+    before = snapshot(existing_run)
+    code, _, err = cli("train", *TINY, "--out", existing_run)
+    assert_one_line_error(code, err, "--resume", "--overwrite")
+    assert snapshot(existing_run) == before
+
+
+def test_resume_of_a_folder_that_is_not_a_run(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli("train", "--resume", tmp_path / "empty")
+    assert_one_line_error(code, err, "not a chase run folder")
+    code, _, err = cli("train", "--resume", tmp_path / "missing")
+    assert_one_line_error(code, err, "does not exist")
+
+
+def test_resume_with_other_flags_is_refused(cli, existing_run):
+    code, _, err = cli("train", "--resume", existing_run, "--lr", "0.5")
+    assert_one_line_error(code, err, "--lr")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_corrupt_checkpoint(cli, existing_run, tmp_path, damage):
+    run = tmp_path / "run"
+    shutil.copytree(existing_run, run)
+    ckpt = run / "checkpoints" / "last.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes({"garbage": b"\x00not a checkpoint" * 50, "truncated": data[: len(data) // 2],
+                      "empty": b""}[damage])  # fmt: skip
+    before = snapshot(run)
+    code, _, err = cli("train", "--resume", run, "--quiet")
+    assert_one_line_error(code, err, "corrupt")
+    assert snapshot(run) == before
+
+
+def test_checkpoint_of_an_incompatible_version(cli, existing_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(existing_run, run)
+    ckpt = run / "checkpoints" / "last.pt"
+    state = torch.load(ckpt, weights_only=True)
+    state["version"] = 99
+    torch.save(state, ckpt)
+    before = snapshot(run)
+    code, _, err = cli("train", "--resume", run, "--quiet")
+    assert_one_line_error(code, err, "version 99")
+    assert snapshot(run) == before
+
+
+def test_run_folder_written_by_a_future_version(cli, existing_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(existing_run, run)
+    cfg = run / "config.yaml"
+    cfg.write_text(cfg.read_text() + "future_setting: 3\n")
+    before = snapshot(run)
+    code, _, err = cli("train", "--resume", run, "--quiet")
+    assert_one_line_error(code, err, "future_setting")
+    assert snapshot(run) == before
+
+
+def test_debug_shows_the_traceback(cli, tmp_path):
+    from chase.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        cli("--debug", "train", "--density", "2", "--out", tmp_path / "r")
