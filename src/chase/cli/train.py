@@ -11,7 +11,7 @@ from typing import Any
 
 from chase.cli.console import ConsoleProgress, console, report_table
 from chase.errors import ConfigError
-from chase.train.config import RunConfig, deep_merge, load_yaml, parse_assignment
+from chase.train.config import RunConfig, deep_merge, load_yaml, nested, parse_assignment
 from chase.train.presets import preset
 
 #: flag → dotted config key (flags win over every other source)
@@ -86,18 +86,8 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     for flag, key in FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
-            cfg = deep_merge(cfg, _nested(key, value))
+            cfg = deep_merge(cfg, nested(key, value))
     return cfg
-
-
-def _nested(key: str, value: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    node = out
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
 
 
 def _default_out(args: argparse.Namespace, cfg: RunConfig) -> Path:

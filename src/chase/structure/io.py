@@ -9,7 +9,6 @@ strictly.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from chase.errors import CheckpointError
+from chase.files import atomic_torch_save, load_versioned
 from chase.structure.slim import apply_spec
 from chase.structure.spec import SlimSpec
 
@@ -80,39 +80,12 @@ def save_slim(
         "extra": dict(extra or {}),
     }
     _check_plain(payload, "slim checkpoint")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_torch_save(path, payload)
 
 
 def read_slim(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw checkpoint dict, checked for format and version (CheckpointError otherwise)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"slim checkpoint {path} does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(
-            f"{path} is not a readable slim checkpoint ({type(e).__name__})"
-        ) from e
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a slim checkpoint (format is not {FORMAT!r})")
-    if data.get("version") != VERSION:
-        raise CheckpointError(
-            f"{path} has slim format version {data.get('version')!r}; this "
-            f"version of chase reads version {VERSION}"
-        )
+    data = load_versioned(path, FORMAT, VERSION, "slim checkpoint")
     for key in ("spec", "state_dict"):
         if not isinstance(data.get(key), dict):
             raise CheckpointError(f"{path} is missing its {key!r} entry")

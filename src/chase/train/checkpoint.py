@@ -1,7 +1,7 @@
 """Checkpoints: atomic writes, clear errors on corrupt files, and every RNG state.
 
 A checkpoint is written to a temporary file in the same folder and renamed over the old one
-(``os.replace`` is atomic), so the previous checkpoint stays valid until the new one is
+(``chase.files.atomic_write``), so the previous checkpoint stays valid until the new one is
 complete and an interrupted write never leaves a damaged file behind.
 """
 
@@ -9,68 +9,26 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from chase.errors import CheckpointError
+from chase.files import atomic_torch_save, load_versioned
 
 FORMAT = "chase-run-checkpoint"
 VERSION = 1
 
 
-def atomic_write(path: str | os.PathLike[str], write: Any) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(text, encoding="utf-8")
-
-    return atomic_write(path, write)
-
-
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Write a run checkpoint atomically; ``state`` gets the format and version fields."""
-    payload = {"format": FORMAT, "version": VERSION, **state}
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return atomic_torch_save(path, {"format": FORMAT, "version": VERSION, **state})
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
     """Read a run checkpoint, raising ``CheckpointError`` with one sentence if it is unusable."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated/garbled files
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or not a chase checkpoint ({type(exc).__name__})"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path} is not a chase run checkpoint")
-    if state.get("version") != VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has format version {state.get('version')}; this version of "
-            f"chase reads version {VERSION}"
-        )
-    return state
+    return load_versioned(path, FORMAT, VERSION, "run checkpoint", map_location)
 
 
 def rng_state() -> dict[str, Any]:

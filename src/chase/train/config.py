@@ -324,6 +324,11 @@ def parse_assignment(text: str) -> dict[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
+    return nested(key, value)
+
+
+def nested(key: str, value: Any) -> dict[str, Any]:
+    """``("optim.lr", 0.05)`` → ``{"optim": {"lr": 0.05}}``."""
     out: dict[str, Any] = {}
     node = out
     parts = key.split(".")

@@ -15,10 +15,10 @@ import torch.distributed as dist
 from torch import nn
 
 import chase
+from chase.files import atomic_write_text
 from chase.metrics import benchmark, flops_report, layer_costs, training_flops
 from chase.structure import SlimSpec, recalibrate_bn
 from chase.structure import save_slim as save_slim_spec
-from chase.train.checkpoint import atomic_write_text
 
 if TYPE_CHECKING:
     from chase.train.loop import Trainer

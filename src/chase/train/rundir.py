@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from chase.errors import CheckpointError, ConfigError
-from chase.train.checkpoint import atomic_write_text
+from chase.files import atomic_write_text
 
 RUN_FILES = ("config.yaml", "metrics.jsonl", "slim.pt", "report.json")
 RUN_DIRS = ("checkpoints", "plots")

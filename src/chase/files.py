@@ -1,0 +1,63 @@
+"""Files the project writes: atomically (never half-written), and read back with checks."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from chase.errors import CheckpointError
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> Path:
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it onto
+    ``path`` (``os.replace`` is atomic): the old file stays valid until the new one is whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def atomic_torch_save(path: str | os.PathLike[str], obj: Any) -> Path:
+    return atomic_write(path, lambda fh: torch.save(obj, fh))
+
+
+def load_versioned(
+    path: str | os.PathLike[str], fmt: str, version: int, what: str, map_location: Any = "cpu"
+) -> dict[str, Any]:
+    """A ``torch.save``d dict with ``format == fmt`` and ``version == version``, loaded with
+    ``weights_only=True``; anything else raises ``CheckpointError`` with one sentence."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} does not exist")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated or garbled files
+        raise CheckpointError(
+            f"{what} {path} is corrupt or not a chase file ({type(exc).__name__})"
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise CheckpointError(f"{path} is not a {what} (format is not {fmt!r})")
+    if data.get("version") != version:
+        raise CheckpointError(
+            f"{what} {path} has format version {data.get('version')!r}; this version of "
+            f"chase reads version {version}"
+        )
+    return data
