@@ -6,6 +6,7 @@ import pytest
 
 from chase.cli.main import main
 
+
 @pytest.fixture
 def cli(capsys):
     """Run ``chase ARGS...`` in-process; returns (exit code, stdout, stderr)."""

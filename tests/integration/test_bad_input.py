@@ -24,7 +24,8 @@ def existing_run(tmp_path_factory):
     from chase.cli.main import main
 
     out = tmp_path_factory.mktemp("existing") / "run"
-    assert main(["train", *TINY, "--epochs", "1", "--stop-after-steps", "2", "--out", str(out)]) == 0
+    args = ["train", *TINY, "--epochs", "1", "--stop-after-steps", "2", "--out", str(out)]
+    assert main(args) == 0
     return out
 
 
@@ -46,6 +47,7 @@ BAD_TRAIN_ARGS = {
     "beta zero": (["--set", "sparsity.channels.min_keep_ratio=0"], ["min_keep_ratio"]),
     "beta above 1": (["--set", "sparsity.channels.min_keep_ratio=1.5"], ["min_keep_ratio"]),
     "unknown model": (["--model", "resnet9000"], ["resnet9000"]),
+    "unknown model keyword": (["--set", "model_kwargs.depth=3"], ["model_kwargs", "depth"]),
     "unknown --set key": (["--set", "optim.lrr=0.1"], ["optim.lrr", "optim.lr"]),
     "unknown sparsity key": (["--set", "sparsity.densty=0.1"], ["sparsity.densty"]),
     "unknown method": (["--method", "magic"], ["method", "magic"]),

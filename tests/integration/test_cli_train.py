@@ -26,8 +26,15 @@ def test_short_chase_run_writes_a_complete_run_folder(cli, tmp_path):
                 "params_dense", "params_slim", "params_nonzero", "flops",
                 "equivalence_max_abs_diff", "steps", "seconds"):  # fmt: skip
         assert key in report, key
-    assert set(report["flops"]) >= {"dense", "sparse", "gpu_supported", "train",
-                                    "sparse_ratio", "gpu_supported_ratio", "train_ratio"}
+    assert set(report["flops"]) >= {
+        "dense",
+        "sparse",
+        "gpu_supported",
+        "train",
+        "sparse_ratio",
+        "gpu_supported_ratio",
+        "train_ratio",
+    }
     assert report["channel_sparsity"] > 0.3
     assert report["params_slim"] < report["params_dense"]
     assert report["params_nonzero"] < report["params_slim"]

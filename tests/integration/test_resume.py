@@ -137,8 +137,13 @@ def test_signal_stops_cleanly_and_the_run_resumes_to_the_same_result(
 def test_second_signal_exits_at_once_and_keeps_the_checkpoint_loadable(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = tmp_path / "run"
-    proc = subprocess.Popen(_chase_cmd(*LONG, "--set", "checkpoint_every=1", "--out", str(out)),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _chase_cmd(*LONG, "--set", "checkpoint_every=1", "--out", str(out)),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for_step(out, 2, proc)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGINT)

@@ -10,7 +10,7 @@ from chase.models import create_model, default_input_size, list_models
 
 
 def small_input(name: str) -> torch.Tensor:
-    c, h, w = default_input_size(name)
+    c, h, _ = default_input_size(name)
     side = min(h, 64)  # ImageNet-stem models run at 64x64 to keep the test fast
     return torch.randn(2, c, side, side, generator=torch.Generator().manual_seed(0))
 

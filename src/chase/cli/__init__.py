@@ -7,6 +7,6 @@ from types import ModuleType
 
 def commands() -> list[ModuleType]:
     """Every subcommand module; each has ``add_parser(subparsers)``."""
-    from chase.cli import evaluate, presets, train
+    from chase.cli import bench, evaluate, flops, plot, presets, reference, train
 
-    return [train, evaluate, presets]
+    return [train, reference, evaluate, presets, flops, bench, plot]

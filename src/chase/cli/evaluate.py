@@ -39,8 +39,12 @@ def run(args: argparse.Namespace) -> int:
         if dataset is None:
             d = cfg.data
             dataset, data_dir = d.name, data_dir or d.dir
-            options.update(seed=cfg.seed, synthetic_like=d.synthetic_like,
-                           synthetic_size=d.synthetic_size, image_size=d.image_size)
+            options.update(
+                seed=cfg.seed,
+                synthetic_like=d.synthetic_like,
+                synthetic_size=d.synthetic_size,
+                image_size=d.image_size,
+            )
         target = RunDir(target).slim
     if dataset is None:
         raise ConfigError("--dataset is needed when evaluating a bare slim.pt file")

@@ -103,12 +103,18 @@ class Trainer:
         )  # fmt: skip
 
     def _build_model(self) -> nn.Module:
-        model = create_model(
-            self.cfg.model,
-            num_classes=self.data.num_classes,
-            in_channels=self.data.in_channels,
-            **self.cfg.model_kwargs,
-        ).to(self.device)
+        try:
+            model = create_model(
+                self.cfg.model,
+                num_classes=self.data.num_classes,
+                in_channels=self.data.in_channels,
+                **self.cfg.model_kwargs,
+            ).to(self.device)
+        except TypeError as exc:  # a model_kwargs entry the constructor does not take
+            raise ConfigError(
+                f"model_kwargs = {self.cfg.model_kwargs!r} is not allowed for model "
+                f"{self.cfg.model!r}: {exc}"
+            ) from None
         if self.cfg.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         return model

@@ -1,0 +1,189 @@
+"""``chase bench``: measured inference speed of the dense model against its slim version.
+
+Either a trained run (``RUN_DIR``: its masked model against ``slim.pt``) or a registry model
+with Chase's channel selection applied once at initialisation (``--model --channel-sparsity``).
+Timing is ``chase.metrics.benchmark``: eval mode, warm-up, medians (``docs/measurement.md``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+import torch
+from rich.table import Table
+
+from chase.cli.console import console
+from chase.errors import ConfigError
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="dense vs slim speed, next to the FLOPs ratio",
+        description="Time the dense model and its slim version (eval mode, warm-up, medians) "
+        "at each batch size; speedup is reported next to the FLOPs ratio, its physical limit.",
+    )
+    p.add_argument("run", nargs="?", metavar="RUN_DIR", help="a run folder made by chase train")
+    p.add_argument("--model", help="registry model name (instead of RUN_DIR)")
+    p.add_argument("--dataset", default="cifar10", help="dataset the model is sized for")
+    p.add_argument("--image-size", type=int, help="image side for imagenet/synthetic")
+    p.add_argument(
+        "--channel-sparsity", type=float, help="S_c: fraction of prunable channels removed"
+    )
+    p.add_argument("--round-to", type=int, default=1, help="keep widths a multiple of R")
+    p.add_argument("--prune-skip", action="store_true", help="also prune residual streams")
+    p.add_argument(
+        "--density", type=float, default=0.1, help="weight density the channel score sees"
+    )
+    p.add_argument("--batch-sizes", default="1,64", help="comma-separated (default 1,64)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    p.add_argument("--compile", action="store_true", help="torch.compile both models")
+    p.add_argument("--warmup", type=int, default=5, help="untimed calls per model and batch")
+    p.add_argument("--repeats", type=int, default=20, help="timed calls (at least)")
+    p.add_argument("--min-time", type=float, default=0.0, help="time each for at least S s")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from chase.metrics import benchmark
+
+    batch_sizes = parse_batch_sizes(args.batch_sizes)
+    if args.warmup < 0 or args.repeats < 1 or args.min_time < 0:
+        raise ConfigError(
+            f"--warmup {args.warmup} / --repeats {args.repeats} / --min-time {args.min_time}: "
+            "need warmup >= 0, repeats >= 1, min-time >= 0"
+        )
+    device = resolve_device(args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads {args.threads} is not allowed: must be >= 1")
+        torch.set_num_threads(args.threads)
+    dense, slim, info = _models(args)
+    rows = benchmark(
+        dense, slim, input_shape=info["input_shape"], batch_sizes=batch_sizes, device=device,
+        channels_last=args.channels_last, compile=args.compile, warmup=args.warmup,
+        repeats=args.repeats, min_time_s=args.min_time,
+    )  # fmt: skip
+    result = {**info, "threads": torch.get_num_threads(), "torch": torch.__version__}
+    result["rows"] = [{k: finite(v) for k, v in row.items()} for row in rows]
+    if args.json:
+        print(json.dumps(result))
+    else:
+        console.print(speed_table(result))
+    return 0
+
+
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    """``"1,64"`` → ``(1, 64)``; ``ConfigError`` for anything but positive integers."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        sizes = ()
+    if not sizes or any(b < 1 for b in sizes):
+        raise ConfigError(f"--batch-sizes {text!r} is not allowed: positive integers like 1,64")
+    return sizes
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``/``cpu``/``cuda``/``cuda:N`` → a device that exists here."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        dev = torch.device("meta")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {name!r} is not allowed: cpu, cuda, cuda:N or auto")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name!r} is not allowed: CUDA is not available here")
+    return dev
+
+
+def _models(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]]:
+    """(dense, slim, description) from a run folder or a freshly pruned registry model."""
+    import chase
+    from chase.cli.runs import Run, fresh_model, prune_channels
+
+    if (args.run is None) == (args.model is None):
+        raise ConfigError("chase bench: give either RUN_DIR or --model NAME (not both)")
+    if args.run is not None:
+        run = Run(args.run)
+        dense, engine = run.rebuild()
+        slim = run.slim_model(dense, engine)
+        report = run.report or {}
+        info = {
+            "source": str(run.path),
+            "model": run.config.model,
+            "dataset": run.config.data.name,
+            "channel_sparsity": report.get("channel_sparsity"),
+        }
+        return dense, slim, {**info, "input_shape": list(run.shape.input_shape)}
+    if args.channel_sparsity is None:
+        raise ConfigError("chase bench --model needs --channel-sparsity S (e.g. 0.4)")
+    dense, shape = fresh_model(args.model, args.dataset, args.image_size)
+    engine = prune_channels(
+        dense, shape.input_shape, args.channel_sparsity, density=args.density,
+        round_to=args.round_to, prune_skip=args.prune_skip,
+    )  # fmt: skip
+    slim = chase.slim(dense, engine).eval()
+    achieved = engine.channels.summary()["sparsity"] if engine.channels is not None else 0.0
+    info = {
+        "source": "init",
+        "model": args.model,
+        "dataset": args.dataset,
+        "channel_sparsity": achieved,
+        "round_to": args.round_to,
+    }
+    return dense, slim, {**info, "input_shape": list(shape.input_shape)}
+
+
+def finite(value: Any) -> Any:
+    """NaN/inf → None, so the JSON output is valid JSON."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def speed_table(result: dict[str, Any]) -> Table:
+    """One row per batch size: medians with their p10–p90 spread, speedup vs FLOPs ratio."""
+    sc = result.get("channel_sparsity")
+    where = f"{result['model']} ({result['source']})" + (f", S_c {sc:.2f}" if sc else "")
+    first = result["rows"][0] if result["rows"] else {}
+    table = Table(
+        title=f"dense vs slim: {where}, {first.get('device', '?')}, {result['threads']} threads",
+        header_style="bold",
+    )
+    for name in ("batch", "dense ms", "slim ms", "spread", "speedup", "FLOPs ratio",
+                 "efficiency", "slim img/s"):  # fmt: skip
+        table.add_column(name, justify="right", no_wrap=name in ("efficiency", "spread"))
+    for r in result["rows"]:
+        table.add_row(
+            str(r["batch_size"]),
+            f"{r['dense_ms']:.2f}",
+            f"{r['slim_ms']:.2f}",
+            f"±{100 * spread(r):.0f}%",
+            _num(r["speedup"], ".2f") + "x",
+            _num(r["flops_ratio"], ".2f") + "x",
+            _num(r["efficiency"], ".2f"),
+            _num(r["throughput_slim"], ".1f"),
+        )
+    table.caption = "spread: half the p10-p90 range over the median, the larger of dense and slim"
+    return table
+
+
+def spread(row: dict[str, Any]) -> float:
+    """Half the p10–p90 range relative to the median, the larger of the two models."""
+    out = 0.0
+    for which in ("dense", "slim"):
+        median = row[f"{which}_ms"]
+        if median:
+            out = max(out, (row[f"{which}_ms_p90"] - row[f"{which}_ms_p10"]) / (2 * median))
+    return out

@@ -1,0 +1,200 @@
+"""``chase train-reference``: train from a command line of the Chase authors' released code.
+
+The flags of their CIFAR script (``Cifar/main_dst_chase.py``) or ImageNet script
+(``Imagenet/main.py``) are mapped onto our configuration (``chase.cli.reference_map``), the
+ones that change nothing here are named in one note, and the run then goes through exactly the
+path of ``chase train`` (its options ``--set``, ``--out``, ``--overwrite``, ``--data-dir``,
+``--device`` and ``--stop-after-steps`` work the same). The full mapping, with reasons, is in
+``docs/reference-flags.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from typing import Any, NoReturn
+
+import yaml
+
+from chase.cli import train
+from chase.cli.reference_flags import SCRIPTS, Script, add_flags, detect, option_of
+from chase.cli.reference_map import Translation, put, translate
+from chase.errors import ConfigError
+
+DOCS = "docs/reference-flags.md"
+DESCRIPTION = (
+    "Train from the flags of the Chase authors' released code: their CIFAR script "
+    "(Cifar/main_dst_chase.py) or, when an ImageNet-only flag such as --arch or "
+    "--total_epochs appears, their ImageNet script (Imagenet/main.py). Paste the flags without "
+    "the launcher (python main.py, torchrun, multiproc.py). Every flag's mapping: " + DOCS + "."
+)
+
+
+def add_parser(sub: Any) -> None:
+    # Their flags are parsed here, not by the top-level parser: '+' as the prefix makes every
+    # token a plain string for it, so unknown flags reach our own single-line error.
+    p = sub.add_parser("train-reference", help="train from the flags of the authors' code",
+                       description=DESCRIPTION, prefix_chars="+", add_help=False)  # fmt: skip
+    p.add_argument("flags", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=run)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad input is a ``ConfigError`` (one line, exit 2), never argparse's usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError(message)
+
+
+def _own_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("chase options")
+    g.add_argument("-h", "--help", action="store_true", default=False, help="show this help")
+    g.add_argument("--out", default=None, help="run folder (default: runs/<model-data-method>)")
+    g.add_argument("--overwrite", action="store_true", default=False,
+                   help="replace an existing run in --out")  # fmt: skip
+    g.add_argument("--data-dir", default=None, help="dataset folder (wins over their DIR)")
+    g.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any config field after the mapping (repeatable)")  # fmt: skip
+    g.add_argument("--stop-after-steps", type=int, default=None, metavar="K",
+                   help="stop after K steps, as if interrupted (checkpointed)")  # fmt: skip
+    g.add_argument("--synthetic", action="store_true", default=False,
+                   help="synthetic data shaped like their dataset (smoke tests)")  # fmt: skip
+    g.add_argument("--nproc-per-node", "--nproc_per_node", dest="nproc", type=int,
+                   default=None, metavar="N",
+                   help="processes of their ImageNet launch: global batch = -b x N "
+                        "(default: $WORLD_SIZE or 1)")  # fmt: skip
+    g.add_argument("--script", choices=sorted(SCRIPTS), default=None,
+                   help="whose flags these are (default: detected)")  # fmt: skip
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=False,
+        help="print the equivalent chase train command and config; do not train",
+    )
+    g.add_argument("--quiet", action="store_true", default=False, help="no progress output")
+
+
+def build_parser(script: Script) -> argparse.ArgumentParser:
+    """Our options plus ``script``'s flags (their flags absent from the result unless given)."""
+    parser = _Parser(prog="chase train-reference", description=DESCRIPTION, add_help=False,
+                     usage="%(prog)s [their flags] [chase options]", allow_abbrev=False,
+                     argument_default=argparse.SUPPRESS)  # fmt: skip
+    _own_flags(parser)
+    add_flags(parser, script)
+    return parser
+
+
+def _script(tokens: list[str]) -> Script:
+    pre = _Parser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--script", choices=sorted(SCRIPTS), default=None)
+    forced = pre.parse_known_args(tokens)[0].script
+    return SCRIPTS[forced] if forced else detect(tokens)
+
+
+def parse(tokens: list[str]) -> tuple[argparse.Namespace, dict[str, Any], Script]:
+    """Our options, their flags as given (dest → value) and the script they belong to."""
+    script = _script(tokens)
+    ns, extra = build_parser(script).parse_known_args(tokens)
+    if extra:
+        raise ConfigError(_unknown(extra, script))
+    theirs = {f.dest for f in script.flags} | {script.positional}
+    given = {k: v for k, v in vars(ns).items() if k in theirs}
+    return ns, given, script
+
+
+def _unknown(extra: list[str], script: Script) -> str:
+    import difflib
+
+    options = [t for t in extra if option_of(t)] or extra
+    known = sorted(script.spellings())
+    close = difflib.get_close_matches(option_of(options[0]) or options[0], known, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"unknown flag(s) for their {script.path}: {' '.join(options)}{hint}; see {DOCS}"
+
+
+def resolve(tokens: list[str]) -> tuple[argparse.Namespace, Translation, list[str]]:
+    """Parse, map, and build the ``chase train`` arguments that run the same thing."""
+    ns, given, script = parse(tokens)
+    if ns.nproc is not None and script.name != "imagenet":
+        raise ConfigError("--nproc-per-node applies to their ImageNet script only (-b per GPU)")
+    procs = ns.nproc or int(os.environ.get("WORLD_SIZE", "1"))
+    if procs < 1:
+        raise ConfigError(f"--nproc-per-node {procs} is not allowed: an integer >= 1")
+    tr = translate(script, given, procs)
+    _model_structure(tr.config)
+    sets = to_sets(tr.config)
+    if ns.synthetic:
+        like = tr.config["data"]["name"]
+        sets += ["data.name=synthetic", f"data.synthetic_like={like}", "data.dir=null"]
+    argv = ["train"] + [x for s in [*sets, *ns.sets] for x in ("--set", s)]
+    for flag, value in (("--device", ns.device), ("--data-dir", ns.data_dir), ("--out", ns.out),
+                        ("--stop-after-steps", ns.stop_after_steps)):  # fmt: skip
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += [f for f, on in (("--overwrite", ns.overwrite), ("--quiet", ns.quiet)) if on]
+    return ns, tr, argv
+
+
+def _model_structure(cfg: dict[str, Any]) -> None:
+    """Our registry name for their model, and what their channel pruner never touches: their
+    VGG's prunable list (``layer2split``) leaves out the last conv, which feeds the classifier."""
+    from torch import nn
+
+    from chase.models import create_model
+    from chase.models.registry import resolve_name
+
+    name = resolve_name(cfg["model"])
+    cfg["model"] = name
+    if cfg.get("method") == "chase" and name.startswith("vgg"):
+        convs = [n for n, m in create_model(name).named_modules() if isinstance(m, nn.Conv2d)]
+        put(cfg, "sparsity.channels.exclude", convs[-1:])
+
+
+def to_sets(cfg: dict[str, Any], prefix: str = "") -> list[str]:
+    """``{"optim": {"lr": 0.1}}`` → ``["optim.lr=0.1"]`` (values as YAML that reads back)."""
+    out = []
+    for key, value in cfg.items():
+        if isinstance(value, dict) and value:
+            out += to_sets(value, f"{prefix}{key}.")
+            continue
+        text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30)
+        text = text.removesuffix("...\n").strip()
+        if yaml.safe_load(text) != value:
+            raise AssertionError(f"{prefix}{key}: {value!r} does not survive YAML as {text!r}")
+        out.append(f"{prefix}{key}={text}")
+    return out
+
+
+def train_namespace(argv: list[str]) -> argparse.Namespace:
+    """What ``chase train`` itself parses from ``argv`` (its own parser, so its defaults)."""
+    parser = argparse.ArgumentParser(prog="chase")
+    train.add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    tokens = list(args.flags)
+    if "-h" in tokens or "--help" in tokens:
+        print(build_parser(_script(tokens)).format_help(), end="")
+        return 0
+    ns, tr, argv = resolve(tokens)
+    main = int(os.environ.get("RANK", "0")) == 0
+    if tr.no_effect and main:
+        print(
+            f"chase: note: these reference flags have no effect here: "
+            f"{' '.join(tr.no_effect)} (see {DOCS})",
+            file=sys.stderr,
+        )
+    targs = train_namespace(argv)
+    if ns.dry_run:
+        from chase.train.config import RunConfig
+
+        cfg = RunConfig.from_dict(train.resolve_config(targs))
+        print(f"# their {tr.script.path} flags, run by chase as:")
+        print("chase " + shlex.join(argv))
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    return train.run(targs)
