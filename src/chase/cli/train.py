@@ -96,6 +96,15 @@ def _default_out(args: argparse.Namespace, cfg: RunConfig) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from chase.train import distributed
+
+    try:
+        return _train(args)
+    finally:  # leave the process group cleanly on every path (a stop, an error, the end)
+        distributed.teardown()
+
+
+def _train(args: argparse.Namespace) -> int:
     from chase.train.loop import Trainer
     from chase.train.report import finish
     from chase.train.rundir import RunDir
@@ -142,9 +151,6 @@ def run(args: argparse.Namespace) -> int:
     if main and not args.quiet:
         console.print(report_table(report))
         console.print(f"slim model: {rundir.slim}\nreport: {rundir.report}")
-    from chase.train import distributed
-
-    distributed.teardown()
     return 0
 
 
