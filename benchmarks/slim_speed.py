@@ -45,7 +45,8 @@ def measure(
         for row in benchmark(
             dense, slim, input_shape=shape.input_shape, batch_sizes=args.batch_sizes,
             device=args.device, channels_last=args.channels_last, compile=args.compile,
-            warmup=args.warmup, repeats=args.repeats, min_time_s=args.min_time,
+            fuse_bn=args.fuse_bn, warmup=args.warmup, repeats=args.repeats,
+            min_time_s=args.min_time,
         ):  # fmt: skip
             row.update(model=model_name, sparsity=sparsity, achieved=achieved, round_to=round_to)
             rows.append(row)
@@ -97,6 +98,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into convs first")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--min-time", type=float, default=0.0, help="seconds per timing, at least")

@@ -42,6 +42,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile both models")
+    p.add_argument(
+        "--fuse-bn",
+        action="store_true",
+        help="fold BatchNorm into the convs of both models before timing",
+    )
     p.add_argument("--warmup", type=int, default=5, help="untimed calls per model and batch")
     p.add_argument("--repeats", type=int, default=20, help="timed calls (at least)")
     p.add_argument("--min-time", type=float, default=0.0, help="time each for at least S s")
@@ -67,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     dense, slim, info = _models(args)
     rows = benchmark(
         dense, slim, input_shape=info["input_shape"], batch_sizes=batch_sizes, device=device,
-        channels_last=args.channels_last, compile=args.compile, warmup=args.warmup,
+        channels_last=args.channels_last, compile=args.compile, fuse_bn=args.fuse_bn,
+        warmup=args.warmup,
         repeats=args.repeats, min_time_s=args.min_time,
     )  # fmt: skip
     result = {**info, "threads": torch.get_num_threads(), "torch": torch.__version__}

@@ -118,10 +118,14 @@ def _no_sync() -> None:
 
 
 def _prepare(
-    model: nn.Module, device: torch.device, channels_last: bool, compile: bool
+    model: nn.Module, device: torch.device, channels_last: bool, compile: bool, fuse_bn: bool
 ) -> tuple[nn.Module, Callable[..., Any]]:
     """A private eval-mode copy on ``device`` and the callable to time (compiled if asked)."""
     prepared = copy.deepcopy(model).to(device).eval()
+    if fuse_bn:
+        from chase.structure.bn import fold_batchnorm
+
+        prepared = fold_batchnorm(prepared)
     if channels_last:
         prepared = prepared.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if not compile:
@@ -167,6 +171,7 @@ def benchmark(
     device: str | torch.device = "cpu",
     channels_last: bool = False,
     compile: bool = False,
+    fuse_bn: bool = False,
     warmup: int = 10,
     repeats: int = 30,
     min_time_s: float = 0.0,
@@ -188,8 +193,8 @@ def benchmark(
     timer = functools.partial(
         time_fn, warmup=warmup, repeats=repeats, clock=clock, sync=sync, min_time_s=min_time_s
     )
-    dense, dense_fn = _prepare(model_dense, dev, channels_last, compile)
-    slim, slim_fn = _prepare(model_slim, dev, channels_last, compile)
+    dense, dense_fn = _prepare(model_dense, dev, channels_last, compile, fuse_bn)
+    slim, slim_fn = _prepare(model_slim, dev, channels_last, compile, fuse_bn)
     dense_flops, slim_flops = _flops_pair(dense, slim, input_shape, dev)
     flops_ratio = _div(dense_flops, slim_flops)
     rows = []
@@ -202,7 +207,8 @@ def benchmark(
             t_dense = timer(functools.partial(dense_fn, x))
             t_slim = timer(functools.partial(slim_fn, x))
             row = _row(batch, t_dense, t_slim, dense_flops, slim_flops)
-            row.update(device=str(dev), channels_last=channels_last, compile=compile)
+            row.update(device=str(dev), channels_last=channels_last, compile=compile,
+                       fuse_bn=fuse_bn)  # fmt: skip
             row.update(flops_ratio=flops_ratio, efficiency=_div(row["speedup"], flops_ratio))
             log.info(
                 "batch %d: dense %.3f ms, slim %.3f ms", batch, t_dense.median_ms, t_slim.median_ms

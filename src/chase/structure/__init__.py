@@ -4,7 +4,7 @@ Coupling discovery (which channel slots are tied), shape specs as plain data, ph
 slimming, slim checkpoints, export and BatchNorm recalibration.
 """
 
-from chase.structure.bn import recalibrate_bn
+from chase.structure.bn import fold_batchnorm, recalibrate_bn
 from chase.structure.coupling import describe_groups, discover_groups, layer_kind
 from chase.structure.export import (
     ExportMismatchError,
@@ -27,6 +27,7 @@ __all__ = [
     "discover_groups",
     "export_onnx",
     "export_torchscript",
+    "fold_batchnorm",
     "kept_indices",
     "layer_kind",
     "load_slim",

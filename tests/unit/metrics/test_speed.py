@@ -178,7 +178,7 @@ def test_benchmark_real_run_keys_and_types() -> None:
         "batch_size", "dense_ms", "slim_ms", "speedup", "dense_ms_p10", "dense_ms_p90",
         "slim_ms_p10", "slim_ms_p90", "dense_ms_min", "slim_ms_min", "throughput_dense",
         "throughput_slim", "repeats_dense", "repeats_slim", "dense_flops", "slim_flops",
-        "flops_ratio", "efficiency", "device", "channels_last", "compile",
+        "flops_ratio", "efficiency", "device", "channels_last", "compile", "fuse_bn",
     }  # fmt: skip
     (row,) = rows
     assert set(row) == expected_keys
