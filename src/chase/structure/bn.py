@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -138,11 +139,13 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     Uses ``torch.fx`` symbolic tracing; a model that cannot be traced raises ``ChaseError``.
     Deployment and speed measurement use it: folding removes one memory-bound pass per layer.
     """
-    from torch.fx.experimental.optimization import fuse
-
     model = copy.deepcopy(model).eval()
     try:
-        return fuse(model)
+        with warnings.catch_warnings():  # torch.fx's fuser imports deprecated torch.jit names
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from torch.fx.experimental.optimization import fuse
+
+            return fuse(model)
     except Exception as exc:  # tracing errors come in many types
         raise ChaseError(
             f"cannot fold BatchNorm into convs: the model is not symbolically traceable "
