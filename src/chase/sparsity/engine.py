@@ -48,12 +48,15 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def maskable_weights(model: nn.Module) -> list[str]:
-    """FQNs of every Conv/Linear weight, in module registration order."""
-    return [
+    """FQNs of every Conv/Linear weight, in module registration order (a weight shared by
+    several modules is listed once, under the name ``named_parameters`` gives it)."""
+    params = dict(model.named_parameters())
+    names = (
         f"{name}.weight" if name else "weight"
         for name, mod in model.named_modules()
         if isinstance(mod, MASKABLE) and isinstance(getattr(mod, "weight", None), nn.Parameter)
-    ]
+    )
+    return [n for n in names if n in params]
 
 
 class SparsityEngine:
