@@ -10,13 +10,13 @@ FAST = {"fmnist-demo", "cifar10-vgg19-chase", "cifar100-resnet50-chase", "cifar1
         "imagenet-resnet50-chase-sc0.4"}  # fmt: skip
 
 
-def _params():
-    for name in list_presets():
-        marks = () if name in FAST else (pytest.mark.slow,)
-        yield pytest.param(name, marks=marks, id=name)
+PARAMS = [
+    pytest.param(name, marks=() if name in FAST else (pytest.mark.slow,), id=name)
+    for name in list_presets()
+]
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", PARAMS)
 def test_preset_runs_three_steps_on_synthetic_data(cli, tmp_path, name):
     like = preset(name)["data"]["name"]
     out = tmp_path / "run"

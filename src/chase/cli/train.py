@@ -99,9 +99,12 @@ def run(args: argparse.Namespace) -> int:
     from chase.train import distributed
 
     try:
-        return _train(args)
-    finally:  # leave the process group cleanly on every path (a stop, an error, the end)
-        distributed.teardown()
+        code = _train(args)
+    except BaseException:
+        distributed.teardown(together=False)  # leave the process group on every path
+        raise
+    distributed.teardown()
+    return code
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -52,8 +53,15 @@ def setup(device: str) -> tuple[Dist, torch.device]:
     return Dist(rank, world, local), dev
 
 
-def teardown() -> None:
+def teardown(together: bool = True) -> None:
+    """Leave the process group. Objects that still hold it (a DDP wrapper caught in a reference
+    cycle) are collected first: freeing them after the group is gone aborts the process. With
+    ``together`` the ranks also wait for each other, so none leaves while another still talks
+    to it; an error path passes False, as the other ranks may be gone already."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 
