@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 import chase
-from chase.data.specs import SPECS, SYNTHETIC, resolve_dataset
-from chase.errors import CheckpointError, ConfigError
+from chase.data.specs import resolve_dataset, spec_and_size
+from chase.errors import CheckpointError
 from chase.models import create_model
 from chase.sparsity.config import ChannelConfig, SparsityConfig
 from chase.sparsity.engine import SparsityEngine
@@ -42,22 +42,7 @@ def data_shape(
     ``image_size`` overrides the side of ``imagenet`` and ``synthetic`` images only, as in
     ``chase.data.build_data``.
     """
-    canonical = resolve_dataset(dataset, "dataset")
-    if canonical == SYNTHETIC:
-        like = resolve_dataset(synthetic_like, "synthetic_like")
-        if like == SYNTHETIC:
-            raise ConfigError("synthetic_like: must name a real dataset, got 'synthetic'")
-        spec = SPECS[like]
-    else:
-        spec = SPECS[canonical]
-    h, w = spec.image_size
-    if image_size is not None:
-        if image_size < 1 or canonical not in (SYNTHETIC, "imagenet"):
-            raise ConfigError(
-                f"image_size = {image_size} is not allowed: a positive size, for imagenet or "
-                f"synthetic data only ({canonical} images are {h}x{w})"
-            )
-        h = w = image_size
+    spec, (h, w) = spec_and_size(resolve_dataset(dataset, "dataset"), synthetic_like, image_size)
     return DataShape(spec.num_classes, (spec.in_channels, h, w))
 
 

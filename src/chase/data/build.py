@@ -25,7 +25,7 @@ from chase.data.imagenet import (
 )
 from chase.data.loaders import Loader, TensorLoader
 from chase.data.sharding import check_rank, split_indices
-from chase.data.specs import SPECS, SYNTHETIC, DatasetSpec, resolve_dataset
+from chase.data.specs import SPECS, SYNTHETIC, DatasetSpec, resolve_dataset, spec_and_size
 from chase.data.synthetic import make_synthetic
 from chase.errors import ConfigError, DataError
 
@@ -193,29 +193,6 @@ def _check_options(opts: _Options) -> None:
     check_rank(opts.rank, opts.world_size)
 
 
-def _spec_and_size(
-    canonical: str, synthetic_like: str, image_size: int | None
-) -> tuple[DatasetSpec, tuple[int, int]]:
-    """The spec the data follows (the imitated one for ``synthetic``) and the (H, W) to use."""
-    if canonical == SYNTHETIC:
-        like = resolve_dataset(synthetic_like, "synthetic_like")
-        if like == SYNTHETIC:
-            raise ConfigError("synthetic_like: must name a real dataset, got 'synthetic'")
-        spec = SPECS[like]
-    else:
-        spec = SPECS[canonical]
-    if image_size is None:
-        return spec, spec.image_size
-    if image_size < 1:
-        raise ConfigError(f"image_size: must be >= 1, got {image_size}")
-    if canonical not in (SYNTHETIC, "imagenet") and (image_size, image_size) != spec.image_size:
-        raise ConfigError(
-            f"image_size: {canonical} images are {spec.image_size[0]} pixels and cannot be "
-            f"resized (got {image_size}); image_size applies to imagenet and synthetic only"
-        )
-    return spec, (image_size, image_size)
-
-
 def build_data(
     name: str,
     data_dir: str | None,
@@ -253,7 +230,7 @@ def build_data(
         workers,
     )
     _check_options(opts)
-    spec, size = _spec_and_size(canonical, synthetic_like, image_size)
+    spec, size = spec_and_size(canonical, synthetic_like, image_size)
     num_classes = spec.num_classes
     if canonical == "imagenet":
         if data_dir is None:

@@ -20,8 +20,8 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset
 
 from chase.data.augment import normalize
-from chase.data.loaders import Batch, check_start, rank_positions
-from chase.data.sharding import check_rank, mix_seed
+from chase.data.loaders import Batch, ShardedLoader, check_start
+from chase.data.sharding import mix_seed
 from chase.data.transforms import eval_transform, train_transform
 from chase.errors import ConfigError, DataError
 
@@ -135,7 +135,7 @@ class _BatchKeys:
             yield [(i, self.epoch) for i in chunk]
 
 
-class FolderLoader:
+class FolderLoader(ShardedLoader):
     """Loader over an ``ImageFolderDataset`` with the same contract as ``TensorLoader``."""
 
     def __init__(
@@ -152,32 +152,13 @@ class FolderLoader:
         world_size: int = 1,
         workers: int = 4,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
         if workers < 0:
             raise ConfigError(f"workers: must be >= 0, got {workers}")
-        check_rank(rank, world_size)
-        self.dataset, self.indices = dataset, indices
-        self.batch_size, self.train = batch_size, train
-        self.seed, self.rank, self.world_size, self.workers = seed, rank, world_size, workers
-        self.collate = _Collate(mean, std)
-        self.num_examples = len(self.positions(0))
-
-    def positions(self, epoch: int) -> torch.Tensor:
-        """Example indices this rank visits in ``epoch``, in batch order."""
-        pos = rank_positions(
-            len(self.indices),
-            train=self.train,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            epoch=epoch,
-            rank=self.rank,
-            world_size=self.world_size,
+        super().__init__(
+            indices, batch_size=batch_size, train=train, seed=seed, rank=rank, world_size=world_size
         )
-        return self.indices[pos]
-
-    def __len__(self) -> int:
-        return -(-self.num_examples // self.batch_size)
+        self.dataset, self.workers = dataset, workers
+        self.collate = _Collate(mean, std)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         """Yield batches ``start, start+1, ...`` of ``epoch``, decoded by worker processes."""
@@ -195,9 +176,3 @@ class FolderLoader:
         except DataError as exc:  # re-raised from a worker with its traceback in the message
             last = str(exc).strip().splitlines()[-1]
             raise DataError(last.split("DataError: ", 1)[-1]) from None
-
-    def __iter__(self) -> Iterator[Batch]:
-        """Eval convenience: ``for x, y in loader``; train loaders need an explicit epoch."""
-        if self.train:
-            raise TypeError("iterate a train loader with loader.epoch(epoch)")
-        return self.epoch(0)

@@ -52,7 +52,54 @@ def rank_positions(
     return shard[: len(shard) // batch_size * batch_size]
 
 
-class TensorLoader:
+class ShardedLoader:
+    """What both loaders share: the batch order of each epoch on this rank, its length, and
+    iteration for eval. Subclasses turn the order into batches in ``epoch``."""
+
+    def __init__(
+        self,
+        indices: torch.Tensor,
+        *,
+        batch_size: int,
+        train: bool,
+        seed: int,
+        rank: int,
+        world_size: int,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
+        check_rank(rank, world_size)
+        self.indices, self.batch_size, self.train = indices, batch_size, train
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.num_examples = len(self.positions(0))
+
+    def positions(self, epoch: int) -> torch.Tensor:
+        """Example indices this rank visits in ``epoch``, in batch order."""
+        pos = rank_positions(
+            len(self.indices),
+            train=self.train,
+            batch_size=self.batch_size,
+            seed=self.seed,
+            epoch=epoch,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
+        return self.indices[pos]
+
+    def __len__(self) -> int:
+        return -(-self.num_examples // self.batch_size)
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Batch]:
+        """Eval convenience: ``for x, y in loader``; train loaders need an explicit epoch."""
+        if self.train:
+            raise TypeError("iterate a train loader with loader.epoch(epoch)")
+        return self.epoch(0)
+
+
+class TensorLoader(ShardedLoader):
     """Batches from uint8 images held in memory, augmented and normalised per whole batch.
 
     ``indices`` selects the examples of this split (e.g. a subset or a validation carve-out)
@@ -75,31 +122,12 @@ class TensorLoader:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch_size: must be >= 1, got {batch_size}")
-        check_rank(rank, world_size)
-        self.images, self.labels, self.indices = images, labels, indices
-        self.batch_size, self.train = batch_size, train
+        super().__init__(
+            indices, batch_size=batch_size, train=train, seed=seed, rank=rank, world_size=world_size
+        )
+        self.images, self.labels = images, labels
         self.mean, self.std = tuple(mean), tuple(std)
         self.crop_padding, self.flip = crop_padding, flip
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.num_examples = len(self.positions(0))
-
-    def positions(self, epoch: int) -> torch.Tensor:
-        """Indices into ``images`` this rank visits in ``epoch``, in batch order."""
-        pos = rank_positions(
-            len(self.indices),
-            train=self.train,
-            batch_size=self.batch_size,
-            seed=self.seed,
-            epoch=epoch,
-            rank=self.rank,
-            world_size=self.world_size,
-        )
-        return self.indices[pos]
-
-    def __len__(self) -> int:
-        return -(-self.num_examples // self.batch_size)
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         """Yield batches ``start, start+1, ...`` of ``epoch`` as (float images, labels)."""
@@ -115,9 +143,3 @@ class TensorLoader:
             gen = generator(self.seed, "augment", epoch, batch, self.rank, self.world_size)
             images = random_crop_flip(images, self.crop_padding, self.flip, gen)
         return normalize(images, self.mean, self.std), self.labels[idx]
-
-    def __iter__(self) -> Iterator[Batch]:
-        """Eval convenience: ``for x, y in loader``; train loaders need an explicit epoch."""
-        if self.train:
-            raise TypeError("iterate a train loader with loader.epoch(epoch)")
-        return self.epoch(0)

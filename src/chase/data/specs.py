@@ -121,3 +121,30 @@ def resolve_dataset(name: str, field: str = "data.name") -> str:
     close = difflib.get_close_matches(key, known + sorted(ALIASES), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ConfigError(f"{field}: unknown dataset {name!r}; known: {', '.join(known)}.{hint}")
+
+
+def spec_and_size(
+    canonical: str, synthetic_like: str, image_size: int | None
+) -> tuple[DatasetSpec, tuple[int, int]]:
+    """The spec the data follows (the imitated one for ``synthetic``) and the (H, W) to use.
+
+    ``canonical`` is a name ``resolve_dataset`` returned; ``image_size`` may only change the size
+    of ``imagenet`` and ``synthetic`` images.
+    """
+    if canonical == SYNTHETIC:
+        like = resolve_dataset(synthetic_like, "synthetic_like")
+        if like == SYNTHETIC:
+            raise ConfigError("synthetic_like: must name a real dataset, got 'synthetic'")
+        spec = SPECS[like]
+    else:
+        spec = SPECS[canonical]
+    if image_size is None:
+        return spec, spec.image_size
+    if image_size < 1:
+        raise ConfigError(f"image_size: must be >= 1, got {image_size}")
+    if canonical not in (SYNTHETIC, "imagenet") and (image_size, image_size) != spec.image_size:
+        raise ConfigError(
+            f"image_size: {canonical} images are {spec.image_size[0]} pixels and cannot be "
+            f"resized (got {image_size}); image_size applies to imagenet and synthetic only"
+        )
+    return spec, (image_size, image_size)

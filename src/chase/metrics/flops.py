@@ -17,6 +17,8 @@ from typing import Any, TypedDict, cast
 import torch
 from torch import nn
 
+from chase.sparsity.engine import unwrap
+
 log = logging.getLogger(__name__)
 
 #: Module types whose weights are costed. Transposed convolutions are not (different formula).
@@ -103,20 +105,6 @@ class TrainFlops:
 
 def _ratio(value: float, dense: float) -> float:
     return float(value) / dense if dense else float("nan")
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The user's module inside DDP / DataParallel / ``torch.compile`` wrappers.
-
-    FQNs are then those of the bare model (``layer1.0.conv1.weight``, no ``module.`` prefix).
-    """
-    while True:
-        if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-            model = model.module
-        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile
-            model = model._orig_mod  # type: ignore[assignment]
-        else:
-            return model
 
 
 def _as_tuple(example_inputs: torch.Tensor | Sequence[Any]) -> tuple[Any, ...]:

@@ -10,7 +10,7 @@ from chase.models import create_model, default_input_size, list_models
 
 @pytest.mark.parametrize("name", list_models())
 def test_zoo_dense_flops_match_torch(name):
-    c, h, w = default_input_size(name)
+    c, h, _ = default_input_size(name)
     side = min(h, 96)  # ImageNet-stem models at 96x96: the count is exact at any size
     x = torch.randn(2, c, side, side)
     model = create_model(name, num_classes=10, in_channels=c).eval()
