@@ -1,4 +1,4 @@
-"""The code passes the project's linter and formatter settings (``[tool.ruff]`` in pyproject)."""
+"""The code passes the project's linter, formatter and type checker (settings in pyproject)."""
 
 import importlib.util
 import subprocess
@@ -18,5 +18,13 @@ def test_ruff(args):
         cwd=ROOT,
         capture_output=True,
         text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy comes with [dev]")
+def test_mypy_on_the_package():
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "src"], cwd=ROOT, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -112,7 +112,7 @@ class ChannelConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ChannelConfig:
-        return _from_dict(cls, data)  # type: ignore[no-any-return]
+        return _from_dict(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -235,7 +235,7 @@ class SparsityConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SparsityConfig:
-        return _from_dict(cls, data)  # type: ignore[no-any-return]
+        return _from_dict(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -99,7 +99,9 @@ class MaskSet(Mapping[str, torch.Tensor]):
     @torch.no_grad()
     def apply(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Zero masked weights, removed channel parameters and their optimizer state."""
-        pairs = [(self.params[n], self._masks[n]) for n in self.names]
+        pairs: list[tuple[torch.Tensor, torch.Tensor]] = [
+            (self.params[n], self._masks[n]) for n in self.names
+        ]
         pairs += [(self.params[n], k) for n, k in self.param_keep.items()]
         if optimizer is not None:
             pairs += self._state_pairs(optimizer, pairs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
 def rng_state() -> dict[str, Any]:
     """Python, NumPy, torch (and CUDA) generator states as plain tensors and lists."""
     py = random.getstate()
-    np_state = np.random.get_state()
+    np_state = cast(tuple[Any, ...], np.random.get_state(legacy=True))
     out: dict[str, Any] = {
         "python": [py[0], list(py[1]), py[2]],
         "numpy": [

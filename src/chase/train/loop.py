@@ -116,7 +116,7 @@ class Trainer:
                 f"{self.cfg.model!r}: {exc}"
             ) from None
         if self.cfg.channels_last and self.device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
+            model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return model
 
     def example_inputs(self, batch: int = 2) -> torch.Tensor:
@@ -259,8 +259,8 @@ class Trainer:
         self.scheduler.step()
         s = self.clock.stats
         n = float(y.numel())
-        s["loss"] = s.get("loss", 0.0) + loss.detach() * n  # type: ignore[assignment]
-        s["correct"] = s.get("correct", 0.0) + (out.argmax(1) == y).sum()  # type: ignore[assignment]
+        s["loss"] = s.get("loss", 0.0) + loss.detach() * n
+        s["correct"] = s.get("correct", 0.0) + (out.argmax(1) == y).sum()
         s["count"] = s.get("count", 0.0) + n
 
     def _log_train(self) -> None:

@@ -13,7 +13,8 @@ from chase.train.config import OptimConfig, ScheduleConfig
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """SGD or AdamW; with ``decay_norm_and_bias: false`` biases and norm parameters (every
     parameter with fewer than two dimensions) get no weight decay."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for param in model.parameters():
         if not param.requires_grad:
             continue

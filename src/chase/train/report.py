@@ -82,6 +82,7 @@ def _average_bn_over_ranks(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
             mean, var = m.running_mean, m.running_var
+            assert var is not None  # tracked together with running_mean
             second = var + mean * mean
             dist.all_reduce(mean)
             dist.all_reduce(second)
