@@ -178,10 +178,14 @@ class SNFS(TopologyUpdater):
         return ema.abs().masked_fill_(~layer.mask, 0).sum(dtype=torch.float64).cpu() / layer.active
 
     def plan(self, ctx: Context, layers: Sequence[Layer]) -> Plan:
-        zeta = drop_fraction(self.config, ctx.step)
-        keeps = [min(lay.active - round(zeta * lay.active), lay.target) for lay in layers]
         if self.config.scope == "layer":
-            return Plan(keeps, [lay.target - k for lay, k in zip(layers, keeps)])
+            return super().plan(ctx, layers)
+        # Each layer drops ζ of its own active weights (no per-layer target under global
+        # scope); only the total is held to the budget.
+        zeta = drop_fraction(self.config, ctx.step)
+        keeps = [lay.active - round(zeta * lay.active) for lay in layers]
+        if sum(keeps) > ctx.budget_free:
+            keeps = apportion(ctx.budget_free, [float(k) for k in keeps], keeps)
         means = torch.stack([self._mean_momentum(lay) for lay in layers]).tolist()
         room = [lay.capacity - k for lay, k in zip(layers, keeps)]
         grows = apportion(ctx.budget_free - sum(keeps), means, room)

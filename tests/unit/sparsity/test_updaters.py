@@ -90,6 +90,26 @@ def test_drop_fraction_zero_changes_nothing(updater, scope):
     assert all(torch.equal(engine.masks[n], start[n]) for n in start)
 
 
+@pytest.mark.parametrize("updater", sorted(set(UPDATERS) - {"static"}))
+def test_global_update_with_zero_drop_fraction_keeps_moved_counts(updater):
+    """ζ reaches 0 at the last step (cosine schedule); by then global scope has moved counts
+    away from the initial allocation, and an update with ζ = 0 must still change nothing.
+    (MEST ends its overshooting phase A at half time so that the end is its RigL phase.)"""
+    kw = {"mest_end": STEPS // 2} if updater == "mest" else {}
+    model, optimizer, engine = make(updater, "global", **kw)
+    start = engine.masks.counts()
+    seen = {}
+
+    def after(step):
+        if step in (STEPS - EVERY, STEPS):
+            seen[step] = snapshot(engine)
+
+    nets.train_steps(model, optimizer, STEPS, after=after)
+    before, last = seen[STEPS - EVERY], seen[STEPS]
+    assert [int(before[n].sum()) for n in engine.layers] != start
+    assert all(torch.equal(before[n], last[n]) for n in before)
+
+
 @pytest.mark.parametrize("updater", sorted(UPDATERS))
 def test_layer_scope_keeps_every_layer_count(updater):
     model, optimizer, engine = make(updater, "layer")
