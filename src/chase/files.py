@@ -21,6 +21,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _plain_file_mode())  # mkstemp's 0600 would hide results
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -29,6 +30,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _plain_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:

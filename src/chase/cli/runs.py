@@ -114,7 +114,7 @@ class Run:
 
     @cached_property
     def channels(self) -> dict[str, Any] | None:
-        return _read_json(self.path / "channels.json")
+        return _read_json(self.dir.channels)
 
     @cached_property
     def checkpoint(self) -> dict[str, Any]:

@@ -123,7 +123,9 @@ def load_slim(
     The original architecture comes from ``model`` (a fresh, unsliced instance, resized IN
     PLACE) or else from the file's ``arch`` through ``build(name, **kwargs)`` (default:
     ``chase.models.create_model``). Corrupt, foreign or mismatched files raise
-    ``CheckpointError``.
+    ``CheckpointError``. The model comes back in eval mode, ready for inference (a forward
+    pass in train mode would overwrite the stored BatchNorm statistics); call ``.train()`` to
+    fine-tune it.
     """
     path = Path(path)
     data = read_slim(path)
@@ -140,7 +142,7 @@ def load_slim(
         raise CheckpointError(f"{path} does not fit the rebuilt model: {first}") from e
     masks = data.get("masks")
     return SlimModel(
-        model=net,
+        model=net.eval(),
         spec=spec,
         masks=dict(masks) if isinstance(masks, dict) else None,
         arch=data.get("arch"),

@@ -235,12 +235,15 @@ class Trainer:
     def _should_stop(self, stop_after: int | None) -> bool:
         if stop_after is not None and self.clock.it >= stop_after:
             self.stop_reason = self.stop_reason or f"--stop-after-steps {stop_after}"
+        if not self.dist.enabled:  # decided in Python: no wait for the device
+            return self.stop_reason is not None
+        # Ranks agree (a signal may reach them at different steps): every rank stops after
+        # the same step. This small all-reduce is the only per-step wait on the device.
         flag = torch.tensor([1.0 if self.stop_reason else 0.0], device=self.device)
-        if self.dist.enabled:
-            flag = distributed.all_sum(flag)
-            if float(flag) > 0 and self.stop_reason is None:
-                self.stop_reason = "another process stopped"
-        return float(flag) > 0
+        stop = float(distributed.all_sum(flag)) > 0
+        if stop and self.stop_reason is None:
+            self.stop_reason = "another process stopped"
+        return stop
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         self.ddp.train()

@@ -159,7 +159,7 @@ def _save(trainer: Trainer, slim: nn.Module, report: dict[str, Any]) -> None:
     if engine is not None and engine.groups is not None:
         chase.save_slim(run.slim, trainer.model, engine, arch=trainer.arch, extra=extra)
         channels = engine.channel_report()
-        atomic_write_text(run.path / "channels.json", json.dumps(channels))
+        atomic_write_text(run.channels, json.dumps(channels))
     else:
         save_slim_spec(run.slim, slim, SlimSpec({}, {}), arch=trainer.arch, extra=extra)
     atomic_write_text(run.report, json.dumps(report, indent=2))

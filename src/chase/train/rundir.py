@@ -1,5 +1,5 @@
 """The run folder: ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt``, ``slim.pt``,
-``report.json`` (and ``plots/``). Creating, refusing, overwriting and resuming it safely."""
+``report.json``, ``channels.json`` (and ``plots/``). Creating, refusing, overwriting and resuming it safely."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import yaml
 from chase.errors import CheckpointError, ConfigError
 from chase.files import atomic_write_text
 
-RUN_FILES = ("config.yaml", "metrics.jsonl", "slim.pt", "report.json")
+#: Everything a run writes; ``--overwrite`` removes all of it, so nothing of the old run is left.
+RUN_FILES = ("config.yaml", "metrics.jsonl", "slim.pt", "report.json", "channels.json")
 RUN_DIRS = ("checkpoints", "plots")
 
 
@@ -27,6 +28,7 @@ class RunDir:
         self.checkpoint = self.path / "checkpoints" / "last.pt"
         self.slim = self.path / "slim.pt"
         self.report = self.path / "report.json"
+        self.channels = self.path / "channels.json"
 
     def is_run(self) -> bool:
         return self.config.is_file()

@@ -50,8 +50,9 @@ def test_round_trip_with_a_fresh_model(name: str, tmp_path: Path) -> None:
     assert loaded.extra == {"acc": 0.5} and loaded.arch is None
     assert loaded.masks is not None and set(loaded.masks) == set(masks)
     assert all(torch.equal(loaded.masks[k], v) for k, v in masks.items())
+    assert not loaded.model.training  # ready for inference as loaded
     with torch.no_grad():
-        assert torch.equal(loaded.model.eval()(x), slim(x))
+        assert torch.equal(loaded.model(x), slim(x))
     assert [p.name for p in tmp_path.iterdir()] == ["slim.pt"]  # no temp file left behind
 
 
