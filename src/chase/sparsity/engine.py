@@ -100,6 +100,7 @@ class SparsityEngine:
         self.trajectory: list[tuple[int, list[int]]] = []
         self.update_steps: list[int] = []  # steps after which the topology was updated
         self._expected: int | None = self.budget  # exact active count, None after channel events
+        self._warned_capacity = False  # the budget no longer fits in the live channels
         self._ceiling = self.budget  # most active weights allowed until the next update
         self._changed()
         # every rank now holds rank 0's masks; make the surviving weights agree as well
@@ -203,6 +204,16 @@ class SparsityEngine:
         capacity = sum(lay.capacity for lay in layers) + pinned_active
         self._ceiling = self._bound(t)
         self._expected = min(self._ceiling, capacity)
+        if capacity < self._ceiling and not self._warned_capacity:
+            self._warned_capacity = True
+            log.warning(
+                "step %d: the live channels hold only %d weights, fewer than the budget of %d; "
+                "every live weight is active and the density stays below its target "
+                "(lower channels.sparsity or raise density)",
+                t,
+                capacity,
+                self._ceiling,
+            )
 
     def _bound(self, t: int) -> int:
         """Active weights right after an update at step ``t`` (MEST phase A overshoots)."""

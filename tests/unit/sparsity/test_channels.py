@@ -1,4 +1,5 @@
 import itertools
+import logging
 import math
 
 import pytest
@@ -78,14 +79,14 @@ def test_cubic_schedule():
     assert channel_sparsity(0.5, 50, 100) == pytest.approx(0.5 * (1 - 0.5**3))
 
 
-def run(seed=0, steps=30, **channel_kw):
+def run(seed=0, steps=30, density=0.2, **channel_kw):
     torch.manual_seed(0)
     model = nets.vgg_style((16, 32, 32, 64))
     shape = (2, 3, 16, 16)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     ch = dict(sparsity=0.6, every=3, end=24, offset=1, min_keep_ratio=0.3) | channel_kw
     cfg = SparsityConfig(
-        density=0.2,
+        density=density,
         updater="set",
         scope="global",
         update_every=3,
@@ -125,6 +126,17 @@ def test_schedule_is_exact_floors_hold_and_channels_never_return(score):
     expected_floor = torch.tensor([max(1, math.floor(c * (1 - 0.6) * 0.3)) for c in sizes.tolist()])
     assert bool((live_g >= expected_floor).all())
     assert ch.live == ch.target(30)
+
+
+def test_a_budget_the_live_channels_cannot_hold_is_filled_and_warned_once(caplog):
+    with caplog.at_level(logging.WARNING, logger="chase.sparsity.engine"):
+        engine, _ = run(density=0.5, sparsity=0.9, min_keep_ratio=1.0)
+    capacity = sum(engine.masks.capacity(n) for n in engine.layers)
+    assert capacity < engine.budget
+    assert sum(engine.masks.counts()) == capacity  # every live weight is active
+    engine.check()
+    warnings = [r for r in caplog.records if "fewer than the budget" in r.getMessage()]
+    assert len(warnings) == 1
 
 
 def test_same_seed_same_channels():
