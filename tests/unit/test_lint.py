@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("args", [["check"], ["format", "--check"]], ids=["check", "format"])
 def test_ruff(args):
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", *args, "src", "tests", "benchmarks"],
+        [sys.executable, "-m", "ruff", *args, "--no-cache", "src", "tests", "benchmarks"],
         cwd=ROOT,
         capture_output=True,
         text=True,

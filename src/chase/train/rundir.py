@@ -1,5 +1,6 @@
 """The run folder: ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt``, ``slim.pt``,
-``report.json``, ``channels.json`` (and ``plots/``). Creating, refusing, overwriting and resuming it safely."""
+``report.json``, ``channels.json`` (and ``plots/``). Creating, refusing, overwriting and
+resuming it safely."""
 
 from __future__ import annotations
 

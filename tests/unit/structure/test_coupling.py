@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-import archs
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import archs
 from chase.sparsity.groups import ChannelGroup
 from chase.structure import describe_groups, discover_groups
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import archs
-import emulate
 import pytest
 import torch
 from torch import nn
 
+import archs
+import emulate
 from chase.structure import (
     ExportMismatchError,
     check_onnx,

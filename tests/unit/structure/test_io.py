@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import archs
-import emulate
 import pytest
 import torch
 from torch import nn
 
+import archs
+import emulate
 from chase.errors import CheckpointError
 from chase.structure import (
     discover_groups,

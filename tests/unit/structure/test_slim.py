@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import archs
-import emulate
 import pytest
 import torch
 from torch import nn
 
+import archs
+import emulate
 from chase.sparsity.groups import ChannelGroup
 from chase.structure import (
     SlimSpec,
