@@ -52,7 +52,46 @@ BAD_TRAIN_ARGS = {
     "unknown sparsity key": (["--set", "sparsity.densty=0.1"], ["sparsity.densty"]),
     "unknown method": (["--method", "magic"], ["method", "magic"]),
     "bad --set syntax": (["--set", "optim.lr"], ["key=value"]),
-}
+    "unknown device": (["--device", "foo"], ["device = 'foo'", "'cuda:N'"]),
+    "device index with a leading zero": (["--device", "cuda:01"], ["device", "cuda:01"]),
+    "recalibrate_bn_steps negative": (["--set", "recalibrate_bn_steps=-3"],
+                                      ["recalibrate_bn_steps", "-3"]),
+    "recalibrate_bn_steps not an integer": (["--set", "recalibrate_bn_steps=all"],
+                                            ["recalibrate_bn_steps", "all"]),
+    "gamma zero": (["--set", "schedule.gamma=0"], ["schedule.gamma", "(0, 1]"]),
+    "gamma not a number": (["--set", "schedule.gamma=abc"], ["schedule.gamma", "abc"]),
+    "milestones not a list": (["--set", "schedule.milestones=0.5"], ["schedule.milestones"]),
+    "betas one value": (["--set", "optim.betas=[0.9]"], ["optim.betas", "[0.9]"]),
+    "betas of one": (["--set", "optim.betas=[0.9,1.0]"], ["optim.betas", "[0, 1)"]),
+    "nesterov without momentum": (["--set", "optim.nesterov=true", "--set", "optim.momentum=0"],
+                                  ["optim.nesterov", "momentum"]),
+    "lr zero": (["--lr", "0"], ["optim.lr", "0"]),
+    "momentum 1": (["--set", "optim.momentum=1"], ["optim.momentum"]),
+    "weight decay negative": (["--set", "optim.weight_decay=-1e-4"], ["optim.weight_decay"]),
+    "channels_last not a bool": (["--set", "channels_last=maybe"], ["channels_last", "maybe"]),
+    "augment not a bool": (["--set", "data.augment=maybe"], ["data.augment", "maybe"]),
+    "nesterov not a bool": (["--set", "optim.nesterov=2"], ["optim.nesterov", "2"]),
+    "decay_norm_and_bias not a bool": (["--set", "optim.decay_norm_and_bias=sometimes"],
+                                       ["optim.decay_norm_and_bias"]),
+    "section set to a scalar": (["--set", "data.batch_size=8", "--set", "data=5"],
+                                ["data = 5", "mapping"]),
+    "section set to null": (["--set", "sparsity=null"], ["sparsity = None", "mapping"]),
+    "nested section set to a scalar": (["--set", "sparsity.channels.every=2",
+                                        "--set", "sparsity.channels=3"],
+                                       ["sparsity.channels = 3"]),
+    "bench batch sizes empty": (["--set", "bench.batch_sizes=[]"], ["bench.batch_sizes", "[]"]),
+    "bench batch size zero": (["--set", "bench.batch_sizes=[1,0]"], ["bench.batch_sizes"]),
+    "bench repeats negative": (["--set", "bench.repeats=-1"], ["bench.repeats", "-1"]),
+    "bench warmup fraction": (["--set", "bench.warmup=1.5"], ["bench.warmup", "1.5"]),
+    "seed a bool": (["--set", "seed=true"], ["seed", "True"]),
+    "seed above 2**63": (["--seed", str(2**63)], ["seed", str(2**63)]),
+    "epochs infinite": (["--set", "epochs=.inf"], ["epochs", "inf"]),
+    "eval_batch_size zero": (["--set", "data.eval_batch_size=0"], ["data.eval_batch_size"]),
+    "val_split above 1 as a fraction": (["--set", "data.val_split=1.5"], ["data.val_split"]),
+    "synthetic_like synthetic": (["--set", "data.synthetic_like=synthetic"],
+                                 ["data.synthetic_like"]),
+    "model_kwargs a scalar": (["--set", "model_kwargs=5"], ["model_kwargs = 5"]),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", sorted(BAD_TRAIN_ARGS))
@@ -61,6 +100,13 @@ def test_bad_settings_fail_cleanly_and_leave_the_run_alone(cli, existing_run, ca
     before = snapshot(existing_run)
     code, _, err = cli("train", *TINY, *args, "--out", existing_run, "--overwrite")
     assert_one_line_error(code, err, *needles)
+    assert snapshot(existing_run) == before
+
+
+def test_eval_with_an_unknown_device(cli, existing_run):
+    before = snapshot(existing_run)
+    code, _, err = cli("eval", existing_run, "--device", "foo")
+    assert_one_line_error(code, err, "--device 'foo'", "'cuda:N'")
     assert snapshot(existing_run) == before
 
 

@@ -7,8 +7,9 @@ import torch
 import yaml
 
 import chase
-from chase.train.config import RunConfig, deep_merge
+from chase.train.config import RunConfig
 from chase.train.presets import list_presets, preset
+from chase.train.sources import deep_merge
 from runs import TINY
 
 

@@ -39,7 +39,7 @@ def add_parser(sub: Any) -> None:
         "--density", type=float, default=0.1, help="weight density the channel score sees"
     )
     p.add_argument("--batch-sizes", default="1,64", help="comma-separated (default 1,64)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory format")
     p.add_argument("--compile", action="store_true", help="torch.compile both models")
     p.add_argument(
@@ -57,6 +57,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from chase.metrics import benchmark
+    from chase.train.distributed import resolve_device
 
     batch_sizes = parse_batch_sizes(args.batch_sizes)
     if args.warmup < 0 or args.repeats < 1 or args.min_time < 0:
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             f"--warmup {args.warmup} / --repeats {args.repeats} / --min-time {args.min_time}: "
             "need warmup >= 0, repeats >= 1, min-time >= 0"
         )
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     if args.threads is not None:
         if args.threads < 1:
             raise ConfigError(f"--threads {args.threads} is not allowed: must be >= 1")
@@ -94,21 +95,6 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
     if not sizes or any(b < 1 for b in sizes):
         raise ConfigError(f"--batch-sizes {text!r} is not allowed: positive integers like 1,64")
     return sizes
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto``/``cpu``/``cuda``/``cuda:N`` → a device that exists here."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        dev = torch.device("meta")
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {name!r} is not allowed: cpu, cuda, cuda:N or auto")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name!r} is not allowed: CUDA is not available here")
-    return dev
 
 
 def _models(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]]:

@@ -9,8 +9,9 @@ import yaml
 from rich.table import Table
 
 from chase.cli.console import console
-from chase.train.config import RunConfig, deep_merge
+from chase.train.config import RunConfig
 from chase.train.presets import list_presets, preset
+from chase.train.sources import deep_merge
 
 
 def add_parser(sub: Any) -> None:

@@ -11,8 +11,9 @@ from typing import Any
 
 from chase.cli.console import ConsoleProgress, console, report_table
 from chase.errors import ConfigError
-from chase.train.config import RunConfig, deep_merge, load_yaml, nested, parse_assignment
+from chase.train.config import RunConfig
 from chase.train.presets import preset
+from chase.train.sources import deep_merge, load_yaml, nested, parse_assignment
 
 #: flag → dotted config key (flags win over every other source)
 FLAGS = {

@@ -8,11 +8,11 @@ and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chase.checks import check, check_choice, check_float, check_int
 from chase.errors import ConfigError
 
 ALLOCATIONS = ("uniform", "er", "erk")
@@ -23,33 +23,21 @@ CHANNEL_SCORES = ("umm", "mask_mean", "density", "random")
 
 
 def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{owner}.{name} = {value!r} is not allowed: {allowed}")
+    check(False, f"{owner}.{name}", value, allowed)
 
 
 def _check_choice(owner: str, name: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        _fail(owner, name, value, "one of " + ", ".join(repr(c) for c in choices))
+    check_choice(f"{owner}.{name}", value, choices)
 
 
 def _check_int(owner: str, name: str, value: Any, minimum: int, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        allowed = f"an integer >= {minimum}" + (" or None" if optional else "")
-        _fail(owner, name, value, allowed)
+    check_int(f"{owner}.{name}", value, minimum, optional)
 
 
 def _check_float(
     owner: str, name: str, value: Any, low: float, high: float, low_open: bool, high_open: bool
 ) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and (
-            value < high if high_open else value <= high
-        )
-    if not ok:
-        lb, hb = ("(" if low_open else "["), (")" if high_open else "]")
-        _fail(owner, name, value, f"a number in {lb}{low}, {high}{hb}")
+    check_float(f"{owner}.{name}", value, low, high, low_open=low_open, high_open=high_open)
 
 
 def _check_names(owner: str, name: str, value: Any) -> tuple[str, ...]:

@@ -12,15 +12,23 @@ import copy
 import dataclasses
 import difflib
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from chase.checks import (
+    check,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    is_integer,
+    is_number,
+)
 from chase.errors import ConfigError
-from chase.sparsity.config import ChannelConfig, SparsityConfig
+from chase.sparsity.config import UPDATERS, ChannelConfig, SparsityConfig
 
 METHODS = ("dense", "static", "set", "rigl", "snfs", "mest", "chase")
 STEP_FIELDS = ("update_every", "dst_end", "mest_end", "total_steps")
@@ -28,13 +36,26 @@ CHANNEL_STEP_FIELDS = ("every", "end", "offset")
 _EPOCHS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*ep(?:ochs?)?\s*$")
 
 
-def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key} = {value!r} is not allowed: {allowed}")
+DEVICES = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+_DEVICE = re.compile(r"auto|cpu|cuda(?::(?:0|[1-9][0-9]*))?")
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def check_device(value: Any, key: str = "device") -> str:
+    """``value`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; else ``ConfigError`` naming
+    ``key`` (a config key, or a flag such as ``--device``)."""
+    if isinstance(value, str) and _DEVICE.fullmatch(value):
+        return value
+    shown = f"{key} {value!r}" if key.startswith("--") else f"{key} = {value!r}"
+    raise ConfigError(f"{shown} is not allowed: {DEVICES}")
+
+
+def _check_dataset(key: str, value: Any, real: bool = False) -> None:
+    """A dataset name or alias (``real``: not ``synthetic``), as ``build_data`` accepts it."""
+    from chase.data.specs import SYNTHETIC, resolve_dataset
+
+    check(isinstance(value, str) and value.strip() != "", key, value, "a dataset name")
+    if resolve_dataset(value, key) == SYNTHETIC and real:
+        check(False, key, value, "a real dataset for synthetic data to imitate")
 
 
 @dataclass(frozen=True)
@@ -54,30 +75,30 @@ class DataConfig:
     image_size: int | None = None
 
     def __post_init__(self) -> None:
-        _check(
-            isinstance(self.batch_size, int) and self.batch_size >= 1,
-            "data.batch_size",
-            self.batch_size,
-            "an integer >= 1",
+        _check_dataset("data.name", self.name)
+        if isinstance(self.dir, os.PathLike):
+            object.__setattr__(self, "dir", os.fspath(self.dir))
+        check(
+            self.dir is None or (isinstance(self.dir, str) and self.dir != ""),
+            "data.dir",
+            self.dir,
+            "a folder path or null",
         )
-        _check(
-            self.subset is None or (isinstance(self.subset, int) and self.subset >= 1),
-            "data.subset",
-            self.subset,
-            "an integer >= 1 or null",
-        )
-        _check(
-            _number(self.val_split) and self.val_split >= 0,
+        check_int("data.batch_size", self.batch_size, 1)
+        check_int("data.eval_batch_size", self.eval_batch_size, 1, optional=True)
+        check_int("data.subset", self.subset, 1, optional=True)
+        check(
+            (is_integer(self.val_split) and self.val_split >= 0)
+            or (isinstance(self.val_split, float) and 0 <= self.val_split < 1),
             "data.val_split",
             self.val_split,
-            "a fraction in [0, 1) or a count of examples",
+            "a fraction in [0, 1) or a count of examples (an integer >= 0)",
         )
-        _check(
-            isinstance(self.workers, int) and self.workers >= 0,
-            "data.workers",
-            self.workers,
-            "an integer >= 0",
-        )
+        check_bool("data.augment", self.augment)
+        check_int("data.workers", self.workers, 0)
+        _check_dataset("data.synthetic_like", self.synthetic_like, real=True)
+        check_int("data.synthetic_size", self.synthetic_size, 1, optional=True)
+        check_int("data.image_size", self.image_size, 1, optional=True)
 
 
 @dataclass(frozen=True)
@@ -94,27 +115,32 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
 
     def __post_init__(self) -> None:
-        _check(self.name in ("sgd", "adamw"), "optim.name", self.name, "'sgd' or 'adamw'")
-        _check(_number(self.lr) and self.lr > 0, "optim.lr", self.lr, "a number > 0")
-        _check(
-            _number(self.momentum) and 0 <= self.momentum < 1,
-            "optim.momentum",
-            self.momentum,
-            "a number in [0, 1)",
+        check_choice("optim.name", self.name, ("sgd", "adamw"))
+        check_float("optim.lr", self.lr, 0, low_open=True, high_open=True)
+        check_float("optim.momentum", self.momentum, 0, 1, low_open=False, high_open=True)
+        check_bool("optim.nesterov", self.nesterov)
+        if self.name == "sgd" and self.nesterov:
+            check(
+                self.momentum > 0,
+                "optim.nesterov",
+                self.nesterov,
+                f"false with optim.momentum = {self.momentum!r} (Nesterov needs momentum > 0)",
+            )
+        check_float("optim.weight_decay", self.weight_decay, 0, low_open=False, high_open=True)
+        check_bool("optim.decay_norm_and_bias", self.decay_norm_and_bias)
+        check_float(
+            "optim.label_smoothing", self.label_smoothing, 0, 1, low_open=False, high_open=True
         )
-        _check(
-            _number(self.weight_decay) and self.weight_decay >= 0,
-            "optim.weight_decay",
-            self.weight_decay,
-            "a number >= 0",
+        betas = self.betas
+        check(
+            isinstance(betas, (list, tuple))
+            and len(betas) == 2
+            and all(is_number(b) and 0 <= b < 1 for b in betas),
+            "optim.betas",
+            betas,
+            "two numbers in [0, 1), e.g. [0.9, 0.999]",
         )
-        _check(
-            _number(self.label_smoothing) and 0 <= self.label_smoothing < 1,
-            "optim.label_smoothing",
-            self.label_smoothing,
-            "a number in [0, 1)",
-        )
-        object.__setattr__(self, "betas", tuple(self.betas))
+        object.__setattr__(self, "betas", tuple(betas))
 
 
 @dataclass(frozen=True)
@@ -131,26 +157,17 @@ class ScheduleConfig:
     warmup_epochs: float = 0.0
 
     def __post_init__(self) -> None:
-        _check(
-            self.name in ("multistep", "cosine", "constant"),
-            "schedule.name",
-            self.name,
-            "'multistep', 'cosine' or 'constant'",
-        )
-        ms = tuple(self.milestones)
-        _check(
-            all(_number(m) and 0 < m < 1 for m in ms),
+        check_choice("schedule.name", self.name, ("multistep", "cosine", "constant"))
+        ms = self.milestones
+        check(
+            isinstance(ms, (list, tuple)) and all(is_number(m) and 0 < m < 1 for m in ms),
             "schedule.milestones",
-            list(ms),
-            "fractions of the run in (0, 1)",
+            list(ms) if isinstance(ms, tuple) else ms,
+            "a list of fractions of the run in (0, 1)",
         )
-        object.__setattr__(self, "milestones", ms)
-        _check(
-            _number(self.warmup_epochs) and self.warmup_epochs >= 0,
-            "schedule.warmup_epochs",
-            self.warmup_epochs,
-            "a number >= 0",
-        )
+        object.__setattr__(self, "milestones", tuple(ms))
+        check_float("schedule.gamma", self.gamma, 0, 1, low_open=True, high_open=False)
+        check_float("schedule.warmup_epochs", self.warmup_epochs, 0, low_open=False, high_open=True)
 
 
 @dataclass(frozen=True)
@@ -162,7 +179,17 @@ class BenchConfig:
     repeats: int = 10
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "batch_sizes", tuple(self.batch_sizes))
+        sizes = self.batch_sizes
+        check(
+            isinstance(sizes, (list, tuple)) and len(sizes) > 0
+            and all(is_integer(b) and b >= 1 for b in sizes),
+            "bench.batch_sizes",
+            list(sizes) if isinstance(sizes, tuple) else sizes,
+            "a non-empty list of integers >= 1, e.g. [1, 64] (bench.repeats = 0 skips the bench)",
+        )  # fmt: skip
+        object.__setattr__(self, "batch_sizes", tuple(sizes))
+        check_int("bench.warmup", self.warmup, 0)
+        check_int("bench.repeats", self.repeats, 0)
 
 
 @dataclass(frozen=True)
@@ -188,15 +215,42 @@ class RunConfig:
     bench: BenchConfig = field(default_factory=BenchConfig)
 
     def __post_init__(self) -> None:
-        _check(self.method in METHODS, "method", self.method, "one of " + ", ".join(METHODS))
-        _check(_number(self.epochs) and self.epochs > 0, "epochs", self.epochs, "a number > 0")
-        _check(isinstance(self.seed, int) and self.seed >= 0, "seed", self.seed, "an integer >= 0")
-        _check(self.amp in ("none", "bf16", "fp16"), "amp", self.amp, "'none', 'bf16' or 'fp16'")
-        for key in ("eval_every", "log_every", "checkpoint_every"):
+        _check_model(self.model)
+        check(
+            isinstance(self.model_kwargs, Mapping)
+            and all(isinstance(k, str) for k in self.model_kwargs),
+            "model_kwargs",
+            self.model_kwargs,
+            "a mapping of keyword arguments of the model's constructor",
+        )
+        object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+        check_choice("method", self.method, METHODS)
+        check_float("epochs", self.epochs, 0, low_open=True, high_open=True)
+        check(  # the data seeds are mixed as signed 64-bit integers
+            is_integer(self.seed) and 0 <= self.seed < 2**63,
+            "seed",
+            self.seed,
+            "an integer >= 0 and < 2**63",
+        )
+        check_device(self.device)
+        check_choice("amp", self.amp, ("none", "bf16", "fp16"))
+        check_bool("channels_last", self.channels_last)
+        for key, cls in _NESTED.items():
             value = getattr(self, key)
-            _check(isinstance(value, int) and value >= 1, key, value, "an integer >= 1")
+            if isinstance(value, Mapping):
+                object.__setattr__(self, key, _build(cls, value, f"{key}."))
+            check(isinstance(getattr(self, key), cls), key, value, "a mapping of settings")
+        for key in ("eval_every", "log_every", "checkpoint_every"):
+            check_int(key, getattr(self, key), 1)
+        check(
+            self.recalibrate_bn_steps is None
+            or (is_integer(self.recalibrate_bn_steps) and self.recalibrate_bn_steps >= 0),
+            "recalibrate_bn_steps",
+            self.recalibrate_bn_steps,
+            "an integer >= 0 (0: no recalibration) or null (one epoch of training batches)",
+        )
         _check_sparsity_section(self.sparsity)
-        self.sparsity_config(steps_per_epoch=100, total_steps=100)  # fail early on bad values
+        _check_sparsity_values(self.sparsity, self.method)
 
     # -- conversion --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -210,25 +264,56 @@ class RunConfig:
         """The engine's config for this run's method, with epoch values turned into steps."""
         if self.method == "dense":
             return None
-        raw = copy.deepcopy(dict(self.sparsity))
-        raw.setdefault("total_steps", total_steps)
-        for key in STEP_FIELDS:
-            if key in raw:
-                raw[key] = to_steps(raw[key], steps_per_epoch, f"sparsity.{key}")
-        channels = raw.get("channels")
-        if self.method == "chase":
-            channels = dict(channels or {})
-            for key in CHANNEL_STEP_FIELDS:
-                if key in channels:
-                    channels[key] = to_steps(
-                        channels[key], steps_per_epoch, f"sparsity.channels.{key}"
-                    )
-            raw["channels"] = channels
-            raw.setdefault("updater", "mest")
-        else:
-            raw["channels"] = None
-            raw["updater"] = self.method
-        return SparsityConfig.from_dict(raw)
+        return _engine_config(self.sparsity, self.method, steps_per_epoch, total_steps)
+
+
+def _engine_config(
+    section: Mapping[str, Any], method: str, steps_per_epoch: int, total_steps: int
+) -> SparsityConfig:
+    raw = copy.deepcopy(dict(section))
+    raw.setdefault("total_steps", total_steps)
+    for key in STEP_FIELDS:
+        if key in raw:
+            raw[key] = to_steps(raw[key], steps_per_epoch, f"sparsity.{key}")
+    if method == "chase":
+        raw["channels"] = _channel_steps(raw.get("channels"), steps_per_epoch)
+        raw.setdefault("updater", "mest")
+    else:
+        raw["channels"] = None
+        raw["updater"] = method
+    return SparsityConfig.from_dict(raw)
+
+
+def _channel_steps(channels: Any, steps_per_epoch: int) -> dict[str, Any]:
+    check(
+        channels is None or isinstance(channels, Mapping),
+        "sparsity.channels",
+        channels,
+        "a mapping of channel settings",
+    )
+    out = dict(channels or {})
+    for key in CHANNEL_STEP_FIELDS:
+        if key in out:
+            out[key] = to_steps(out[key], steps_per_epoch, f"sparsity.channels.{key}")
+    return out
+
+
+def _check_sparsity_values(section: Mapping[str, Any], method: str) -> None:
+    """Fail early on bad engine values, also on those this method ignores: a dense run ignores
+    the section, only ``chase`` reads ``channels`` and ``updater`` (others use their own)."""
+    _engine_config(section, "static" if method == "dense" else method, 100, 100)
+    if method != "chase":
+        if "updater" in section:
+            check_choice("sparsity.updater", section["updater"], UPDATERS)
+        ChannelConfig.from_dict(_channel_steps(section.get("channels"), 100))
+
+
+def _check_model(name: Any) -> None:
+    """A registered model name or alias (``ConfigError`` with the known names otherwise)."""
+    from chase.models import resolve_name
+
+    check(isinstance(name, str) and name.strip() != "", "model", name, "a model name")
+    resolve_name(name)
 
 
 def to_steps(value: Any, steps_per_epoch: int, key: str) -> int | None:
@@ -300,59 +385,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-# -- merging sources -----------------------------------------------------------------------
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` on top of ``base``; nested mappings merge, everything else replaces."""
-    out = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def parse_assignment(text: str) -> dict[str, Any]:
-    """``"optim.lr=0.05"`` → ``{"optim": {"lr": 0.05}}``; the value is parsed as YAML."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set {text!r} is not allowed: write key=value, e.g. optim.lr=0.05")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return nested(key, value)
-
-
-def nested(key: str, value: Any) -> dict[str, Any]:
-    """``("optim.lr", 0.05)`` → ``{"optim": {"lr": 0.05}}``."""
-    out: dict[str, Any] = {}
-    node = out
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
-
-
-def load_yaml(path: str) -> dict[str, Any]:
-    """A YAML mapping from ``path``, with one clear error for a missing or bad file."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, yaml.YAMLError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"config file {path} is not valid YAML: {first}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping, not {type(data).__name__}")
-    return data
 
 
 def steps_for(epochs: float, steps_per_epoch: int) -> int:

@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 
 from chase.errors import ConfigError
+from chase.train.config import check_device
 
 
 @dataclass(frozen=True)
@@ -29,23 +30,33 @@ class Dist:
         return self.world_size > 1
 
 
-def setup(device: str) -> tuple[Dist, torch.device]:
-    """Join the process group ``torchrun`` describes (if any) and pick this rank's device.
+def resolve_device(name: str, key: str = "device", local_rank: int = 0) -> torch.device:
+    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` (this process's local rank)
+    or ``cuda:N`` as a device that exists here; else ``ConfigError`` naming ``key`` (a config
+    key, or a flag such as ``--device``)."""
+    check_device(name, key)
+    shown = f"{key} {name!r}" if key.startswith("--") else f"{key} = {name!r}"
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"{shown} is not allowed: CUDA is not available here")
+    dev = torch.device(f"cuda:{local_rank}" if name == "cuda" else name)
+    count = torch.cuda.device_count() if dev.type == "cuda" else 0
+    if dev.type == "cuda" and dev.index is not None and dev.index >= count:
+        raise ConfigError(
+            f"{shown} is not allowed: this machine has {count} CUDA device(s), "
+            f"cuda:0 to cuda:{count - 1}"
+        )
+    return dev
 
-    ``device``: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-    """
+
+def setup(device: str) -> tuple[Dist, torch.device]:
+    """Join the process group ``torchrun`` describes (if any) and pick this rank's device
+    (``device`` as in ``resolve_device``)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device = {device!r} is not allowed: CUDA is not available here")
-    if device == "cuda":
-        device = f"cuda:{local}"
-    dev = torch.device(device)
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device = {device!r} is not allowed: 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    dev = resolve_device(device, "device", local)
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)

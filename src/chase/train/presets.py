@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from chase.errors import ConfigError
-from chase.train.config import deep_merge
+from chase.train.sources import deep_merge
 
 
 @lru_cache(maxsize=1)

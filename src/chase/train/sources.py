@@ -1,0 +1,81 @@
+"""Where run settings come from and how they merge: presets, YAML files (``--config``),
+``--set key=value`` and flags, each a nested mapping laid over the one before (see
+``chase.train.config`` for the order and for what the merged tree must satisfy)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from chase.checks import check
+from chase.errors import ConfigError
+
+
+def deep_merge(
+    base: Mapping[str, Any], override: Mapping[str, Any], prefix: str = ""
+) -> dict[str, Any]:
+    """``override`` on top of ``base``; nested mappings merge, everything else replaces.
+
+    A mapping (a section such as ``data``) is never replaced by anything but another mapping
+    (merged) or ``null`` (the section's "none", e.g. ``sparsity.channels=null`` for plain DST;
+    sections that cannot be empty reject it when the config is built): a scalar would drop every
+    setting merged into it so far, so it raises ``ConfigError`` instead.
+    """
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(out.get(key), Mapping) and value is not None:
+            name = f"{prefix}{key}"
+            check(
+                isinstance(value, Mapping),
+                name,
+                value,
+                f"a mapping (a section: set its fields one by one, e.g. --set {name}.<field>=...)",
+            )
+            out[key] = deep_merge(out[key], value, f"{name}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_assignment(text: str) -> dict[str, Any]:
+    """``"optim.lr=0.05"`` → ``{"optim": {"lr": 0.05}}``; the value is parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r} is not allowed: write key=value, e.g. optim.lr=0.05")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return nested(key, value)
+
+
+def nested(key: str, value: Any) -> dict[str, Any]:
+    """``("optim.lr", 0.05)`` → ``{"optim": {"lr": 0.05}}``."""
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    """A YAML mapping from ``path``, with one clear error for a missing or bad file."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config file {path} is not valid YAML: {first}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, not {type(data).__name__}")
+    return data
