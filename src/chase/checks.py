@@ -4,6 +4,7 @@ one sentence naming the key, the value and what is allowed:
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -58,3 +59,9 @@ def check_choice(key: str, value: Any, choices: Sequence[str]) -> None:
     quoted = [repr(c) for c in choices]
     allowed = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
     check(isinstance(value, str) and value in choices, key, value, allowed)
+
+
+def did_you_mean(name: str, candidates: Sequence[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``candidates`` to ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

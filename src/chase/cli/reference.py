@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import yaml
 
+from chase.checks import did_you_mean
 from chase.cli import train
 from chase.cli.reference_flags import SCRIPTS, Script, add_flags, detect, option_of
 from chase.cli.reference_map import Translation, put, translate
@@ -106,12 +107,8 @@ def parse(tokens: list[str]) -> tuple[argparse.Namespace, dict[str, Any], Script
 
 
 def _unknown(extra: list[str], script: Script) -> str:
-    import difflib
-
     options = [t for t in extra if option_of(t)] or extra
-    known = sorted(script.spellings())
-    close = difflib.get_close_matches(option_of(options[0]) or options[0], known, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
+    hint = did_you_mean(option_of(options[0]) or options[0], sorted(script.spellings()))
     return f"unknown flag(s) for their {script.path}: {' '.join(options)}{hint}; see {DOCS}"
 
 

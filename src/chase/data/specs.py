@@ -16,9 +16,9 @@ Means and standard deviations are the per-channel statistics of each training se
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
+from chase.checks import did_you_mean
 from chase.errors import ConfigError
 
 
@@ -118,9 +118,8 @@ def resolve_dataset(name: str, field: str = "data.name") -> str:
     if key in ALIASES:
         return ALIASES[key]
     known = known_datasets()
-    close = difflib.get_close_matches(key, known + sorted(ALIASES), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"{field}: unknown dataset {name!r}; known: {', '.join(known)}.{hint}")
+    hint = did_you_mean(key, known + sorted(ALIASES))
+    raise ConfigError(f"{field}: unknown dataset {name!r}{hint}; known: {', '.join(known)}")
 
 
 def spec_and_size(

@@ -7,12 +7,12 @@ reference code working (``cifar_resnet_20``, ``ResNet50``, ...).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from torch import nn
 
+from chase.checks import did_you_mean
 from chase.errors import ConfigError
 
 ModelFn = Callable[..., nn.Module]
@@ -73,9 +73,8 @@ def resolve_name(name: str) -> str:
     if name in _ALIASES:
         return _ALIASES[name]
     known = list_models()
-    close = difflib.get_close_matches(name, known + sorted(_ALIASES), n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"model: unknown name {name!r}; known models: {', '.join(known)}.{hint}")
+    hint = did_you_mean(name, known + sorted(_ALIASES))
+    raise ConfigError(f"model: unknown name {name!r}{hint}; known models: {', '.join(known)}")
 
 
 def create_model(

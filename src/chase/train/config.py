@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import math
 import os
 import re
@@ -24,6 +23,7 @@ from chase.checks import (
     check_choice,
     check_float,
     check_int,
+    did_you_mean,
     is_integer,
     is_number,
 )
@@ -350,9 +350,7 @@ def _check_sparsity_section(section: Mapping[str, Any]) -> None:
 
 
 def _unknown(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown setting {key!r}{hint}"
+    return f"unknown setting {key!r}{did_you_mean(key, known)}"
 
 
 def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:

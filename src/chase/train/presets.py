@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 import yaml
 
+from chase.checks import did_you_mean
 from chase.errors import ConfigError
 from chase.train.sources import deep_merge
 
@@ -30,9 +30,8 @@ def preset(name: str) -> dict[str, Any]:
     """The partial run configuration of preset ``name`` with its ``extends`` chain applied."""
     raw = _raw()
     if name not in raw or name.startswith("_"):
-        close = difflib.get_close_matches(name, list_presets(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown preset {name!r}{hint} (list them with: chase presets)")
+        hint = did_you_mean(name, list_presets())
+        raise ConfigError(f"unknown preset {name!r}{hint}; list them with: chase presets")
     return _resolve(name, raw, ())
 
 

@@ -15,7 +15,7 @@ def test_unknown_name_lists_known_and_suggests() -> None:
     with pytest.raises(ConfigError) as info:
         build_data("cifar11", None, batch_size=4)
     message = str(info.value)
-    assert "'cifar11'" in message and "Did you mean" in message
+    assert "'cifar11'" in message and "did you mean" in message
     for name in known_datasets():
         assert name in message
 

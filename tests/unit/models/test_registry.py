@@ -91,7 +91,7 @@ def test_unknown_name_lists_models_and_suggests() -> None:
         create_model("vgg91")
     message = str(info.value)
     assert "'vgg91'" in message
-    assert "Did you mean 'vgg19'?" in message
+    assert "did you mean 'vgg19'?" in message
     for name in list_models():
         assert name in message
 
