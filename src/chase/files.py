@@ -33,9 +33,16 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> 
 
 
 def _plain_file_mode() -> int:
-    """The mode ``open(path, "w")`` would give a new file: 0o666 less the process umask."""
-    umask = os.umask(0)
-    os.umask(umask)
+    """The mode ``open(path, "w")`` would give a new file: 0o666 less the process umask.
+
+    Read from ``/proc`` where it can be (setting the umask to read it back is not thread-safe).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = os.umask(0)
+        os.umask(umask)
     return 0o666 & ~umask
 
 

@@ -67,7 +67,10 @@ BAD_TRAIN_ARGS = {
                                   ["optim.nesterov", "momentum"]),
     "lr zero": (["--lr", "0"], ["optim.lr", "0"]),
     "momentum 1": (["--set", "optim.momentum=1"], ["optim.momentum"]),
-    "weight decay negative": (["--set", "optim.weight_decay=-1e-4"], ["optim.weight_decay"]),
+    "weight decay negative": (
+        ["--set", "optim.weight_decay=-1e-4"],
+        ["optim.weight_decay = -0.0001", ">= 0"],
+    ),
     "channels_last not a bool": (["--set", "channels_last=maybe"], ["channels_last", "maybe"]),
     "augment not a bool": (["--set", "data.augment=maybe"], ["data.augment", "maybe"]),
     "nesterov not a bool": (["--set", "optim.nesterov=2"], ["optim.nesterov", "2"]),

@@ -9,6 +9,7 @@ import yaml
 import chase
 from chase.train.config import RunConfig
 from chase.train.presets import list_presets, preset
+from chase.train.rundir import RUN_DIRS, RUN_FILES
 from chase.train.sources import deep_merge
 from runs import TINY
 
@@ -22,6 +23,9 @@ def test_short_chase_run_writes_a_complete_run_folder(cli, tmp_path):
     for name in ("config.yaml", "metrics.jsonl", "checkpoints/last.pt", "slim.pt",
                  "report.json", "channels.json"):  # fmt: skip
         assert (out / name).is_file(), name
+    # --overwrite removes what a run writes: everything here must be on that list
+    assert {p.name for p in out.iterdir() if p.is_file()} <= set(RUN_FILES)
+    assert {p.name for p in out.iterdir() if p.is_dir()} <= set(RUN_DIRS)
     report = json.loads((out / "report.json").read_text())
     for key in ("test_accuracy", "test_accuracy_masked", "density", "channel_sparsity",
                 "params_dense", "params_slim", "params_nonzero", "flops",

@@ -27,11 +27,11 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from chase.data import build_data
     from chase.structure import load_slim
-    from chase.train.config import RunConfig, check_device
-    from chase.train.distributed import setup
+    from chase.train.config import RunConfig
+    from chase.train.distributed import resolve_device
     from chase.train.rundir import RunDir
 
-    check_device(args.device, "--device")  # before any loading
+    device = resolve_device(args.device, "--device")  # before any loading
     target = Path(args.target)
     options: dict[str, Any] = {"batch_size": 1, "eval_batch_size": args.batch_size, "workers": 0}
     dataset, data_dir = args.dataset, args.data_dir
@@ -50,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
     if dataset is None:
         raise ConfigError("--dataset is needed when evaluating a bare slim.pt file")
     loaded = load_slim(target)
-    _, device = setup(args.device)
     data = build_data(dataset, data_dir, **options)
     model = loaded.model.to(device).eval()
     correct = count = 0

@@ -23,6 +23,7 @@ from chase.cli import train
 from chase.cli.reference_flags import SCRIPTS, Script, add_flags, detect, option_of
 from chase.cli.reference_map import Translation, put, translate
 from chase.errors import ConfigError
+from chase.train.sources import load_yaml_text
 
 DOCS = "docs/reference-flags.md"
 DESCRIPTION = (
@@ -159,7 +160,7 @@ def to_sets(cfg: dict[str, Any], prefix: str = "") -> list[str]:
             continue
         text = yaml.safe_dump(value, default_flow_style=True, width=1 << 30)
         text = text.removesuffix("...\n").strip()
-        if yaml.safe_load(text) != value:
+        if load_yaml_text(text) != value:
             raise AssertionError(f"{prefix}{key}: {value!r} does not survive YAML as {text!r}")
         out.append(f"{prefix}{key}={text}")
     return out

@@ -204,7 +204,7 @@ class SparsityEngine:
         capacity = sum(lay.capacity for lay in layers) + pinned_active
         self._ceiling = self._bound(t)
         self._expected = min(self._ceiling, capacity)
-        if capacity < self._ceiling and not self._warned_capacity:
+        if capacity < self.budget and not self._warned_capacity:
             self._warned_capacity = True
             log.warning(
                 "step %d: the live channels hold only %d weights, fewer than the budget of %d; "
@@ -212,7 +212,7 @@ class SparsityEngine:
                 "(lower channels.sparsity or raise density)",
                 t,
                 capacity,
-                self._ceiling,
+                self.budget,
             )
 
     def _bound(self, t: int) -> int:

@@ -8,12 +8,13 @@ steps or a string such as ``"130ep"`` (epochs), resolved once the data size is k
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,7 +268,34 @@ class RunConfig:
         return _engine_config(self.sparsity, self.method, steps_per_epoch, total_steps)
 
 
+_ENGINE_KEYS = (("SparsityConfig.", "sparsity."), ("ChannelConfig.", "sparsity.channels."))
+
+
+@contextlib.contextmanager
+def _run_keys() -> Iterator[None]:
+    """Name bad engine values by their run-config keys (``sparsity.density``), not by the
+    engine's class fields (``SparsityConfig.density``)."""
+    try:
+        yield
+    except ConfigError as exc:
+        text = str(exc)
+        for owner, key in (
+            ("SparsityConfig.", "sparsity."),
+            ("ChannelConfig.", "sparsity.channels."),
+        ):
+            if text.startswith(owner):
+                raise ConfigError(key + text.removeprefix(owner)) from None
+        raise
+
+
 def _engine_config(
+    section: Mapping[str, Any], method: str, steps_per_epoch: int, total_steps: int
+) -> SparsityConfig:
+    with _run_keys():
+        return _engine_config_raw(section, method, steps_per_epoch, total_steps)
+
+
+def _engine_config_raw(
     section: Mapping[str, Any], method: str, steps_per_epoch: int, total_steps: int
 ) -> SparsityConfig:
     raw = copy.deepcopy(dict(section))
@@ -305,7 +333,8 @@ def _check_sparsity_values(section: Mapping[str, Any], method: str) -> None:
     if method != "chase":
         if "updater" in section:
             check_choice("sparsity.updater", section["updater"], UPDATERS)
-        ChannelConfig.from_dict(_channel_steps(section.get("channels"), 100))
+        with _run_keys():
+            ChannelConfig.from_dict(_channel_steps(section.get("channels"), 100))
 
 
 def _check_model(name: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 from dataclasses import dataclass
@@ -72,7 +73,8 @@ def teardown(together: bool = True) -> None:
     if dist.is_available() and dist.is_initialized():
         gc.collect()
         if together:
-            dist.barrier()
+            with contextlib.suppress(RuntimeError):  # a rank that failed is gone: leave anyway
+                dist.barrier()
         dist.destroy_process_group()
 
 

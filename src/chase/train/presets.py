@@ -6,17 +6,15 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from chase.checks import did_you_mean
 from chase.errors import ConfigError
-from chase.train.sources import deep_merge
+from chase.train.sources import deep_merge, load_yaml_text
 
 
 @lru_cache(maxsize=1)
 def _raw() -> dict[str, Any]:
     text = resources.files("chase").joinpath("presets/presets.yaml").read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = load_yaml_text(text)
     assert isinstance(data, dict)
     return data
 

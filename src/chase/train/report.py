@@ -137,7 +137,7 @@ def _flops_and_params(trainer: Trainer, slim: nn.Module) -> dict[str, Any]:
 
 def _speed(trainer: Trainer, slim: nn.Module) -> list[dict[str, Any]]:
     b = trainer.cfg.bench
-    if b.repeats <= 0 or not b.batch_sizes:
+    if b.repeats <= 0:
         return []
     trainer.progress.message("measuring dense vs slim inference speed")
     h, w = trainer.data.image_size

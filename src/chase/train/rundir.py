@@ -13,6 +13,7 @@ import yaml
 
 from chase.errors import CheckpointError, ConfigError
 from chase.files import atomic_write_text
+from chase.train.sources import load_yaml_text
 
 #: Everything a run writes; ``--overwrite`` removes all of it, so nothing of the old run is left.
 RUN_FILES = ("config.yaml", "metrics.jsonl", "slim.pt", "report.json", "channels.json")
@@ -62,7 +63,7 @@ class RunDir:
         if not self.is_run():
             raise CheckpointError(f"{self.path} is not a chase run folder (no config.yaml)")
         try:
-            data = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+            data = load_yaml_text(self.config.read_text(encoding="utf-8"))
         except yaml.YAMLError:
             raise CheckpointError(f"{self.config} is not valid YAML") from None
         if not isinstance(data, dict):

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,6 +13,23 @@ import yaml
 
 from chase.checks import check
 from chase.errors import ConfigError
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, reading ``5e-4`` as a number (YAML 1.2) rather than a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def load_yaml_text(text: Any) -> Any:
+    """Parse YAML text or a stream as every settings source does (``yaml.safe_load``, plus
+    exponent numbers without a dot, such as ``5e-4``, read as floats)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def deep_merge(
@@ -47,7 +65,7 @@ def parse_assignment(text: str) -> dict[str, Any]:
     if not sep or not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {text!r} is not allowed: write key=value, e.g. optim.lr=0.05")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml_text(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return nested(key, value)
@@ -68,7 +86,7 @@ def load_yaml(path: str) -> dict[str, Any]:
     """A YAML mapping from ``path``, with one clear error for a missing or bad file."""
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = load_yaml_text(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except (OSError, yaml.YAMLError) as exc:
