@@ -15,15 +15,13 @@ next to the FLOPs ratio (dense / slim FLOPs, the physical limit) and the efficie
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from typing import Any
 
 import torch
 from common import describe, environment, markdown, median, spread
 
-import chase
-from chase.cli.runs import fresh_model, prune_channels
+from chase.cli.runs import pruned_pair
 from chase.metrics import benchmark
 
 #: model → dataset whose input it is measured on
@@ -34,12 +32,10 @@ def measure(
     model_name: str, sparsity: float, round_to: int, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     """``--rounds`` benchmark rows per batch size for one (model, S_c, round_to)."""
-    base, shape = fresh_model(model_name, MODELS[model_name])
-    dense = copy.deepcopy(base)
-    engine = prune_channels(dense, shape.input_shape, sparsity, density=args.density,
-                            round_to=round_to, prune_skip=args.prune_skip)  # fmt: skip
-    slim = chase.slim(dense, engine).eval()
-    achieved = engine.channels.summary()["sparsity"] if engine.channels is not None else 0.0
+    dense, slim, shape, achieved = pruned_pair(
+        model_name, MODELS[model_name], sparsity, density=args.density, round_to=round_to,
+        prune_skip=args.prune_skip,
+    )  # fmt: skip
     rows = []
     for _ in range(args.rounds):
         for row in benchmark(

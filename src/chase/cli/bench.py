@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
 import torch
 from rich.table import Table
 
+from chase.checks import check_float, check_int
 from chase.cli.console import console
+from chase.cli.runs import add_source_arguments, check_one_source
 from chase.errors import ConfigError
 
 
@@ -26,10 +27,7 @@ def add_parser(sub: Any) -> None:
         description="Time the dense model and its slim version (eval mode, warm-up, medians) "
         "at each batch size; speedup is reported next to the FLOPs ratio, its physical limit.",
     )
-    p.add_argument("run", nargs="?", metavar="RUN_DIR", help="a run folder made by chase train")
-    p.add_argument("--model", help="registry model name (instead of RUN_DIR)")
-    p.add_argument("--dataset", default="cifar10", help="dataset the model is sized for")
-    p.add_argument("--image-size", type=int, help="image side for imagenet/synthetic")
+    add_source_arguments(p)
     p.add_argument(
         "--channel-sparsity", type=float, help="S_c: fraction of prunable channels removed"
     )
@@ -56,19 +54,16 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chase.metrics import benchmark
+    from chase.metrics.speed import benchmark, json_rows
     from chase.train.distributed import resolve_device
 
     batch_sizes = parse_batch_sizes(args.batch_sizes)
-    if args.warmup < 0 or args.repeats < 1 or args.min_time < 0:
-        raise ConfigError(
-            f"--warmup {args.warmup} / --repeats {args.repeats} / --min-time {args.min_time}: "
-            "need warmup >= 0, repeats >= 1, min-time >= 0"
-        )
+    check_int("--warmup", args.warmup, 0)
+    check_int("--repeats", args.repeats, 1)
+    check_float("--min-time", args.min_time, 0, low_open=False, high_open=False)
+    check_int("--threads", args.threads, 1, optional=True)
     device = resolve_device(args.device, "--device")
     if args.threads is not None:
-        if args.threads < 1:
-            raise ConfigError(f"--threads {args.threads} is not allowed: must be >= 1")
         torch.set_num_threads(args.threads)
     dense, slim, info = _models(args)
     rows = benchmark(
@@ -78,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats, min_time_s=args.min_time,
     )  # fmt: skip
     result = {**info, "threads": torch.get_num_threads(), "torch": torch.__version__}
-    result["rows"] = [{k: finite(v) for k, v in row.items()} for row in rows]
+    result["rows"] = json_rows(rows)
     if args.json:
         print(json.dumps(result))
     else:
@@ -99,11 +94,9 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
 
 def _models(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]]:
     """(dense, slim, description) from a run folder or a freshly pruned registry model."""
-    import chase
-    from chase.cli.runs import Run, fresh_model, prune_channels
+    from chase.cli.runs import Run, pruned_pair
 
-    if (args.run is None) == (args.model is None):
-        raise ConfigError("chase bench: give either RUN_DIR or --model NAME (not both)")
+    check_one_source(args, "bench")
     if args.run is not None:
         run = Run(args.run)
         dense, engine = run.rebuild()
@@ -118,13 +111,10 @@ def _models(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module,
         return dense, slim, {**info, "input_shape": list(run.shape.input_shape)}
     if args.channel_sparsity is None:
         raise ConfigError("chase bench --model needs --channel-sparsity S (e.g. 0.4)")
-    dense, shape = fresh_model(args.model, args.dataset, args.image_size)
-    engine = prune_channels(
-        dense, shape.input_shape, args.channel_sparsity, density=args.density,
-        round_to=args.round_to, prune_skip=args.prune_skip,
+    dense, slim, shape, achieved = pruned_pair(
+        args.model, args.dataset, args.channel_sparsity, density=args.density,
+        round_to=args.round_to, prune_skip=args.prune_skip, image_size=args.image_size,
     )  # fmt: skip
-    slim = chase.slim(dense, engine).eval()
-    achieved = engine.channels.summary()["sparsity"] if engine.channels is not None else 0.0
     info = {
         "source": "init",
         "model": args.model,
@@ -133,11 +123,6 @@ def _models(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module,
         "round_to": args.round_to,
     }
     return dense, slim, {**info, "input_shape": list(shape.input_shape)}
-
-
-def finite(value: Any) -> Any:
-    """NaN/inf → None, so the JSON output is valid JSON."""
-    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _num(value: float | None, spec: str) -> str:

@@ -73,10 +73,11 @@ class ConsoleProgress:
             self._bar = None
 
 
-def _fmt_flops(value: float | None) -> str:
+def fmt_flops(value: float | None) -> str:
+    """``8.18 G`` style FLOPs count (``-`` for unknown)."""
     if value is None:
         return "-"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(value) >= scale:
             return f"{value / scale:.2f} {unit}"
     return f"{value:.0f}"
@@ -96,10 +97,10 @@ def report_table(report: dict[str, Any]) -> Table:
         ("channel sparsity", f"{report['channel_sparsity']:.3f}"),
         ("parameters dense / slim / nonzero",
          f"{report['params_dense']:,} / {report['params_slim']:,} / {report['params_nonzero']:,}"),
-        ("FLOPs per image, dense", _fmt_flops(f["dense"])),
-        ("FLOPs sparse (x dense)", f"{_fmt_flops(f['sparse'])} ({f['sparse_ratio']:.3f}x)"),
+        ("FLOPs per image, dense", fmt_flops(f["dense"])),
+        ("FLOPs sparse (x dense)", f"{fmt_flops(f['sparse'])} ({f['sparse_ratio']:.3f}x)"),
         ("FLOPs GPU-supported (x dense)",
-         f"{_fmt_flops(f['gpu_supported'])} ({f['gpu_supported_ratio']:.3f}x)"),
+         f"{fmt_flops(f['gpu_supported'])} ({f['gpu_supported_ratio']:.3f}x)"),
         ("training FLOPs (x dense)", f"{f['train_ratio']:.3f}x"),
         ("slim vs masked max |diff|", f"{report['equivalence_max_abs_diff']:.2e}"),
     ]  # fmt: skip

@@ -12,8 +12,8 @@ from typing import Any
 
 from rich.table import Table
 
-from chase.cli.console import console
-from chase.errors import ConfigError
+from chase.cli.console import console, fmt_flops
+from chase.cli.runs import add_source_arguments, check_one_source
 from chase.sparsity.config import ALLOCATIONS
 
 
@@ -25,10 +25,7 @@ def add_parser(sub: Any) -> None:
         "--dataset, --density), or the measured ones of a trained run (RUN_DIR). "
         "A multiply-accumulate counts as 2 FLOPs; Conv and Linear layers; per example.",
     )
-    p.add_argument("run", nargs="?", metavar="RUN_DIR", help="a run folder made by chase train")
-    p.add_argument("--model", help="registry model name (instead of RUN_DIR)")
-    p.add_argument("--dataset", default="cifar10", help="dataset the model is sized for")
-    p.add_argument("--image-size", type=int, help="image side for imagenet/synthetic")
+    add_source_arguments(p)
     p.add_argument("--density", type=float, default=0.1, help="fraction of weights kept (0, 1]")
     p.add_argument("--allocation", choices=ALLOCATIONS, default="erk", help="per-layer density")
     p.add_argument(
@@ -42,8 +39,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if (args.run is None) == (args.model is None):
-        raise ConfigError("chase flops: give either RUN_DIR or --model NAME (not both)")
+    check_one_source(args, "flops")
     result = _of_run(args.run) if args.run is not None else _of_model(args)
     if args.json:
         print(json.dumps(result))
@@ -57,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
 def _of_model(args: argparse.Namespace) -> dict[str, Any]:
     """Theoretical numbers for a freshly initialised model with a static sparse mask."""
     import chase
-    from chase.cli.runs import example_input, fresh_model
+    from chase.cli.runs import fresh_model
+    from chase.data.synthetic import example_batch
     from chase.metrics import flops_report, layer_costs
     from chase.sparsity.config import SparsityConfig
 
@@ -67,39 +64,28 @@ def _of_model(args: argparse.Namespace) -> dict[str, Any]:
     )
     model, shape = fresh_model(args.model, args.dataset, args.image_size)
     engine = chase.sparsify(model, None, config, attach=False)
-    costs = layer_costs(model, example_input(shape.input_shape))
+    costs = layer_costs(model, example_batch(shape.input_shape))
     report = flops_report(costs, masks=dict(engine.masks.items()), model=model, slim_costs=costs)
     return _as_dict(report)
 
 
 def _of_run(path: str) -> dict[str, Any]:
     """Numbers of a trained run: its final masks, its slim model and its mask trajectory."""
-    from chase.cli.runs import Run, example_input
-    from chase.metrics import flops_report, layer_costs, training_flops
+    from chase.cli.runs import Run
+    from chase.data.synthetic import example_batch
+    from chase.metrics import engine_flops
 
     run = Run(path)
     model, engine = run.rebuild()
-    x = example_input(run.shape.input_shape)
-    costs = layer_costs(model, x)
-    masks = dict(engine.masks.items()) if engine is not None else None
-    slim_costs = layer_costs(run.slim_model(model, engine), x)
-    report = flops_report(costs, masks=masks, model=model, slim_costs=slim_costs)
-    steps = int(run.checkpoint["step"])
-    out = _as_dict(report)
-    train_ratio = None
-    if steps > 0:
-        if engine is not None:
-            trajectory = [(t, dict(zip(engine.layers, c))) for t, c in engine.trajectory]
-            grads = engine.dense_grad_iterations(steps)
-            train_ratio = training_flops(costs, trajectory, steps, grads).ratio
-        else:
-            train_ratio = training_flops(costs, [(0, {})], steps).ratio
-    out["train_flops_ratio"] = train_ratio
-    return out
+    x = example_batch(run.shape.input_shape)
+    slim = run.slim_model(model, engine)
+    report, train = engine_flops(model, engine, slim, x, int(run.checkpoint["step"]))
+    return {**_as_dict(report), "train_flops_ratio": None if train is None else train.ratio}
 
 
 def _as_dict(report: Any) -> dict[str, Any]:
-    gpu = report.gpu_flops if report.gpu_flops is not None else report.dense_flops
+    gpu = report.gpu_flops
+    assert gpu is not None  # both callers pass slim_costs
     return {
         "dense_flops": report.dense_flops,
         "sparse_flops": report.sparse_flops,
@@ -110,16 +96,6 @@ def _as_dict(report: Any) -> dict[str, Any]:
         "params_nonzero": report.params_nonzero,
         "per_layer": [dict(row) for row in report.per_layer],
     }
-
-
-def fmt_flops(value: float | None) -> str:
-    """``8.18 G`` style FLOPs count."""
-    if value is None:
-        return "-"
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.2f} {unit}"
-    return f"{value:.0f}"
 
 
 def summary_table(result: dict[str, Any], title: str) -> Table:

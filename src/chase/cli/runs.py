@@ -10,12 +10,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 import chase
 from chase.data.specs import resolve_dataset, spec_and_size
-from chase.errors import CheckpointError
+from chase.data.synthetic import example_batch
+from chase.errors import CheckpointError, ConfigError
 from chase.models import create_model
 from chase.sparsity.config import ChannelConfig, SparsityConfig
 from chase.sparsity.engine import SparsityEngine
@@ -44,12 +44,6 @@ def data_shape(
     """
     spec, (h, w) = spec_and_size(resolve_dataset(dataset, "dataset"), synthetic_like, image_size)
     return DataShape(spec.num_classes, (spec.in_channels, h, w))
-
-
-def example_input(shape: InputShape, batch: int = 1) -> torch.Tensor:
-    """A fixed random batch shaped like the data (what the trainer traces and costs with)."""
-    gen = torch.Generator().manual_seed(0)
-    return torch.randn(batch, *shape, generator=gen)
 
 
 def fresh_model(
@@ -86,10 +80,47 @@ def prune_channels(
         density=density, updater="static", total_steps=1, seed=seed, channels=channels
     )
     engine = chase.sparsify(
-        model, None, config, example_inputs=example_input(shape, 2), attach=False
+        model, None, config, example_inputs=example_batch(shape, 2), attach=False
     )
     engine.after_step()
     return engine
+
+
+def pruned_pair(
+    model: str,
+    dataset: str,
+    sparsity: float,
+    *,
+    density: float,
+    round_to: int,
+    prune_skip: bool,
+    image_size: int | None = None,
+) -> tuple[nn.Module, nn.Module, DataShape, float]:
+    """A fresh registry model (masked, see ``prune_channels``), its slim version in eval mode,
+    the data's shape and the channel sparsity reached: what ``chase bench --model`` times."""
+    dense, shape = fresh_model(model, dataset, image_size)
+    engine = prune_channels(
+        dense, shape.input_shape, sparsity, density=density, round_to=round_to,
+        prune_skip=prune_skip,
+    )  # fmt: skip
+    achieved = engine.channels.summary()["sparsity"] if engine.channels is not None else 0.0
+    return dense, chase.slim(dense, engine).eval(), shape, achieved
+
+
+def add_source_arguments(parser: Any) -> None:
+    """What the measuring commands work on: ``RUN_DIR``, or ``--model`` sized for ``--dataset``."""
+    parser.add_argument(
+        "run", nargs="?", metavar="RUN_DIR", help="a run folder made by chase train"
+    )
+    parser.add_argument("--model", help="registry model name (instead of RUN_DIR)")
+    parser.add_argument("--dataset", default="cifar10", help="dataset the model is sized for")
+    parser.add_argument("--image-size", type=int, help="image side for imagenet/synthetic")
+
+
+def check_one_source(args: Any, command: str) -> None:
+    """``ConfigError`` unless exactly one of RUN_DIR and ``--model`` was given."""
+    if (args.run is None) == (args.model is None):
+        raise ConfigError(f"chase {command}: give either RUN_DIR or --model NAME (not both)")
 
 
 class Run:
@@ -153,7 +184,7 @@ class Run:
         engine = None
         if state.get("engine") is not None:
             scfg = SparsityConfig.from_dict(state["engine"]["config"])
-            x = example_input(self.shape.input_shape, 2)
+            x = example_batch(self.shape.input_shape, 2)
             engine = chase.sparsify(model, None, scfg, example_inputs=x, attach=False)
         try:
             model.load_state_dict(state["model"])

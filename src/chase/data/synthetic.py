@@ -50,3 +50,10 @@ def make_synthetic(
     test_x, test_y = _examples(patterns, num_test, size, generator(seed, "synthetic-test"))
     classes = tuple(f"class_{i}" for i in range(like.num_classes))
     return TensorData(train_x, train_y, test_x, test_y, classes)
+
+
+def example_batch(input_shape: tuple[int, ...] | list[int], batch: int = 1) -> torch.Tensor:
+    """A fixed random float batch of ``input_shape`` examples (standard normal, seed 0): what
+    tracing, FLOPs counting and speed measurement feed a model, the same on every call."""
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(batch, *input_shape, generator=gen)

@@ -17,7 +17,7 @@ from typing import Any, TypedDict, cast
 import torch
 from torch import nn
 
-from chase.sparsity.engine import unwrap
+from chase.sparsity.engine import SparsityEngine, unwrap
 
 log = logging.getLogger(__name__)
 
@@ -341,3 +341,29 @@ def training_flops(
     dense = 3 * f_dense * total_steps
     log.debug("training FLOPs: %d sparse vs %d dense per example", train, dense)
     return TrainFlops(float(train), float(dense), _ratio(train, dense))
+
+
+def engine_flops(
+    model: nn.Module,
+    engine: SparsityEngine | None,
+    slim: nn.Module,
+    example_inputs: torch.Tensor | Sequence[Any],
+    total_steps: int,
+) -> tuple[FlopsReport, TrainFlops | None]:
+    """Inference FLOPs of a (masked) ``model`` with its ``slim`` version, and training FLOPs
+    over the engine's mask trajectory for ``total_steps`` steps (``None`` for 0 steps).
+
+    ``engine=None`` is dense training. What ``report.json`` and ``chase flops RUN_DIR`` show.
+    """
+    costs = layer_costs(model, example_inputs)
+    masks = dict(engine.masks.items()) if engine is not None else None
+    report = flops_report(
+        costs, masks=masks, model=model, slim_costs=layer_costs(slim, example_inputs)
+    )
+    if total_steps <= 0:
+        return report, None
+    if engine is None:
+        return report, training_flops(costs, [(0, {})], total_steps)
+    trajectory = [(t, dict(zip(engine.layers, c))) for t, c in engine.trajectory]
+    grads = engine.dense_grad_iterations(total_steps)
+    return report, training_flops(costs, trajectory, total_steps, grads)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from chase.data.synthetic import example_batch
 from chase.errors import ChaseError
 from chase.metrics.flops import layer_costs, total_flops
 
@@ -150,8 +151,7 @@ def _first_call(fn: Callable[..., Any], x: torch.Tensor, which: str) -> None:
 def _make_input(
     batch: int, input_shape: Sequence[int], device: torch.device, channels_last: bool
 ) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, *input_shape, generator=gen).to(device)
+    x = example_batch(tuple(input_shape), batch).to(device)
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
@@ -215,6 +215,15 @@ def benchmark(
             )
             rows.append(row)
     return rows
+
+
+def json_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``benchmark`` rows with NaN/inf (degenerate measurements) as None: valid JSON."""
+    return [{k: _finite(v) for k, v in row.items()} for row in rows]
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _div(a: float, b: float) -> float:

@@ -133,8 +133,10 @@ def _store(m: _BatchNorm, mom: _Moments, batches: int) -> None:
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """An inference copy of ``model`` with every BatchNorm that follows a conv folded into the
-    conv's weights and bias (the outputs agree to float tolerance in eval mode).
+    """An inference copy of ``model`` with every BatchNorm folded into the Conv (or Linear,
+    for BatchNorm1d) right before it, when that layer's output feeds nothing else and the
+    BatchNorm tracks running statistics; other BatchNorms stay. The outputs agree to float
+    tolerance in eval mode.
 
     Uses ``torch.fx`` symbolic tracing; a model that cannot be traced raises ``ChaseError``.
     Deployment and speed measurement use it: folding removes one memory-bound pass per layer.
@@ -145,7 +147,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
             warnings.simplefilter("ignore", DeprecationWarning)
             from torch.fx.experimental.optimization import fuse
 
-            return fuse(model)
+            return fuse(model, inplace=True)  # ``model`` is this function's own copy
     except Exception as exc:  # tracing errors come in many types
         raise ChaseError(
             f"cannot fold BatchNorm into convs: the model is not symbolically traceable "

@@ -16,6 +16,7 @@ from torch import nn
 
 import chase
 from chase.data import DataBundle, build_data
+from chase.data.synthetic import example_batch
 from chase.errors import CheckpointError, ConfigError
 from chase.models import create_model
 from chase.sparsity.engine import SparsityEngine
@@ -121,8 +122,7 @@ class Trainer:
 
     def example_inputs(self, batch: int = 2) -> torch.Tensor:
         h, w = self.data.image_size
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(batch, self.data.in_channels, h, w, generator=gen).to(self.device)
+        x = example_batch((self.data.in_channels, h, w), batch).to(self.device)
         return self.layout(x)
 
     def layout(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -16,7 +15,8 @@ from torch import nn
 
 import chase
 from chase.files import atomic_write_text
-from chase.metrics import benchmark, flops_report, layer_costs, training_flops
+from chase.metrics import benchmark, engine_flops
+from chase.metrics.speed import json_rows
 from chase.structure import SlimSpec, recalibrate_bn
 from chase.structure import save_slim as save_slim_spec
 
@@ -103,21 +103,14 @@ def _sparsity(engine: Any) -> dict[str, Any]:
 
 
 def _flops_and_params(trainer: Trainer, slim: nn.Module) -> dict[str, Any]:
-    model, engine = trainer.model, trainer.engine
-    x = trainer.example_inputs(1)
-    costs = layer_costs(model, x)
-    masks = dict(engine.masks.items()) if engine is not None else None
-    rep = flops_report(costs, masks=masks, model=model, slim_costs=layer_costs(slim, x))
-    total = trainer.total
-    if engine is not None:
-        trajectory = [(t, dict(zip(engine.layers, c))) for t, c in engine.trajectory]
-        train = training_flops(costs, trajectory, total, engine.dense_grad_iterations(total))
-    else:
-        train = training_flops(costs, [(0, {})], total)
+    engine = trainer.engine
+    rep, train = engine_flops(trainer.model, engine, slim, trainer.example_inputs(1), trainer.total)
+    assert train is not None  # a run has at least one step
     params_slim = sum(p.numel() for p in slim.parameters())
     slim_masks = chase.slim_masks(engine) if engine is not None and engine.groups else {}
     masked_out = sum(int((~m).sum()) for m in slim_masks.values())
-    dense, gpu = rep.dense_flops, rep.gpu_flops or rep.dense_flops
+    dense, gpu = rep.dense_flops, rep.gpu_flops
+    assert gpu is not None  # engine_flops passes the slim model's costs
     return {
         "params_dense": rep.params_dense,
         "params_slim": params_slim,
@@ -146,11 +139,7 @@ def _speed(trainer: Trainer, slim: nn.Module) -> list[dict[str, Any]]:
         batch_sizes=b.batch_sizes, device=trainer.device, warmup=b.warmup, repeats=b.repeats,
         channels_last=trainer.cfg.channels_last and trainer.device.type == "cuda",
     )  # fmt: skip
-    return [{k: _finite(v) for k, v in row.items()} for row in rows]
-
-
-def _finite(value: Any) -> Any:
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+    return json_rows(rows)
 
 
 def _save(trainer: Trainer, slim: nn.Module, report: dict[str, Any]) -> None:

@@ -189,6 +189,25 @@ def test_benchmark_real_run_keys_and_types() -> None:
     assert torch.equal(dense.conv.weight, weight)
 
 
+def test_benchmark_fuse_bn_times_folded_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chase.structure import bn
+
+    folded: list[nn.Module] = []
+
+    def spy(model: nn.Module) -> nn.Module:
+        folded.append(model)
+        return model
+
+    monkeypatch.setattr(bn, "fold_batchnorm", spy)
+    clock = SteppingClock()
+    dense, slim = ticking_pair(clock)
+    (row,) = benchmark(
+        dense, slim, input_shape=(3, 8, 8), batch_sizes=(2,), warmup=0, repeats=1, fuse_bn=True
+    )
+    assert row["fuse_bn"] is True
+    assert len(folded) == 2 and folded[0] is not dense and folded[1] is not slim  # copies
+
+
 def test_benchmark_channels_last() -> None:
     clock = SteppingClock()
     dense, slim = ticking_pair(clock)
