@@ -21,9 +21,9 @@ import yaml
 from chase.checks import did_you_mean
 from chase.cli import train
 from chase.cli.reference_flags import SCRIPTS, Script, add_flags, detect, option_of
-from chase.cli.reference_map import Translation, put, translate
+from chase.cli.reference_map import Translation, translate
 from chase.errors import ConfigError
-from chase.train.sources import load_yaml_text
+from chase.train.sources import load_yaml_text, put
 
 DOCS = "docs/reference-flags.md"
 DESCRIPTION = (
@@ -118,9 +118,12 @@ def resolve(tokens: list[str]) -> tuple[argparse.Namespace, Translation, list[st
     ns, given, script = parse(tokens)
     if ns.nproc is not None and script.name != "imagenet":
         raise ConfigError("--nproc-per-node applies to their ImageNet script only (-b per GPU)")
-    procs = ns.nproc or int(os.environ.get("WORLD_SIZE", "1"))
+    if ns.nproc is not None:
+        procs, source = ns.nproc, "--nproc-per-node"
+    else:
+        procs, source = int(os.environ.get("WORLD_SIZE", "1")), "$WORLD_SIZE"
     if procs < 1:
-        raise ConfigError(f"--nproc-per-node {procs} is not allowed: an integer >= 1")
+        raise ConfigError(f"{source} {procs} is not allowed: an integer >= 1")
     tr = translate(script, given, procs)
     _model_structure(tr.config)
     sets = to_sets(tr.config)

@@ -14,6 +14,7 @@ from typing import Any
 
 from chase.cli.reference_flags import CIFAR, NONE, ONLY, REJECT, RULE, Script
 from chase.errors import ConfigError
+from chase.train.sources import put
 
 #: their channel events fire when (t + HALF) % ΔT == 0; HALF is 1000/2, hard-coded for CIFAR
 CIFAR_EVENT_HALF = 500
@@ -63,15 +64,6 @@ def _plain_flags(script: Script, v: dict[str, Any], cfg: dict[str, Any]) -> None
             )
         if flag.effect not in (RULE, NONE, ONLY, REJECT):
             put(cfg, flag.effect, value)
-
-
-def put(cfg: dict[str, Any], key: str, value: Any) -> None:
-    """Set the dotted ``key`` of the nested dict ``cfg``."""
-    *parents, last = key.split(".")
-    node = cfg
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = value
 
 
 def _common(v: dict[str, Any], cfg: dict[str, Any], model: str) -> None:

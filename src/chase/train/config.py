@@ -279,23 +279,13 @@ def _run_keys() -> Iterator[None]:
         yield
     except ConfigError as exc:
         text = str(exc)
-        for owner, key in (
-            ("SparsityConfig.", "sparsity."),
-            ("ChannelConfig.", "sparsity.channels."),
-        ):
+        for owner, key in _ENGINE_KEYS:
             if text.startswith(owner):
                 raise ConfigError(key + text.removeprefix(owner)) from None
         raise
 
 
 def _engine_config(
-    section: Mapping[str, Any], method: str, steps_per_epoch: int, total_steps: int
-) -> SparsityConfig:
-    with _run_keys():
-        return _engine_config_raw(section, method, steps_per_epoch, total_steps)
-
-
-def _engine_config_raw(
     section: Mapping[str, Any], method: str, steps_per_epoch: int, total_steps: int
 ) -> SparsityConfig:
     raw = copy.deepcopy(dict(section))
@@ -309,7 +299,8 @@ def _engine_config_raw(
     else:
         raw["channels"] = None
         raw["updater"] = method
-    return SparsityConfig.from_dict(raw)
+    with _run_keys():
+        return SparsityConfig.from_dict(raw)
 
 
 def _channel_steps(channels: Any, steps_per_epoch: int) -> dict[str, Any]:

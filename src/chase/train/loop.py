@@ -110,12 +110,15 @@ class Trainer:
                 num_classes=self.data.num_classes,
                 in_channels=self.data.in_channels,
                 **self.cfg.model_kwargs,
-            ).to(self.device)
+            )
         except TypeError as exc:  # a model_kwargs entry the constructor does not take
+            if not self.cfg.model_kwargs:
+                raise  # a bug, not a setting
             raise ConfigError(
                 f"model_kwargs = {self.cfg.model_kwargs!r} is not allowed for model "
                 f"{self.cfg.model!r}: {exc}"
             ) from None
+        model = model.to(self.device)
         if self.cfg.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return model

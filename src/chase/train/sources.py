@@ -38,7 +38,7 @@ def deep_merge(
     """``override`` on top of ``base``; nested mappings merge, everything else replaces.
 
     A mapping (a section such as ``data``) is never replaced by anything but another mapping
-    (merged) or ``null`` (the section's "none", e.g. ``sparsity.channels=null`` for plain DST;
+    (merged) or ``null`` (the section's "none", e.g. ``sparsity.channels=null``: Chase's defaults;
     sections that cannot be empty reject it when the config is built): a scalar would drop every
     setting merged into it so far, so it raises ``ConfigError`` instead.
     """
@@ -74,12 +74,17 @@ def parse_assignment(text: str) -> dict[str, Any]:
 def nested(key: str, value: Any) -> dict[str, Any]:
     """``("optim.lr", 0.05)`` → ``{"optim": {"lr": 0.05}}``."""
     out: dict[str, Any] = {}
-    node = out
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
+    put(out, key, value)
     return out
+
+
+def put(cfg: dict[str, Any], key: str, value: Any) -> None:
+    """Set the dotted ``key`` of the nested dict ``cfg`` in place."""
+    *parents, last = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
 
 
 def load_yaml(path: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from chase.cli.main import main
 from chase.cli.reference import parse, resolve, to_sets
 from chase.cli.reference_flags import CIFAR, IMAGENET, SCRIPTS
 from chase.cli.reference_map import translate
+from chase.errors import ConfigError
 from chase.train.config import RunConfig
 from chase.train.presets import preset
 from chase.train.sources import deep_merge, parse_assignment
@@ -165,8 +166,13 @@ def test_imagenet_batch_is_per_process_under_torchrun(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert resolve(IMAGENET_CMD)[1].config["data"]["batch_size"] == 256
     assert resolve([*IMAGENET_CMD, "--nproc_per_node", "4"])[1].config["data"]["batch_size"] == 512
-    with pytest.raises(Exception, match="ImageNet script only"):
+    with pytest.raises(ConfigError, match="ImageNet script only"):
         resolve([*VGG19, "--nproc-per-node", "4"])
+    with pytest.raises(ConfigError, match=r"^--nproc-per-node 0 is not allowed"):
+        resolve([*IMAGENET_CMD, "--nproc_per_node", "0"])
+    monkeypatch.setenv("WORLD_SIZE", "0")
+    with pytest.raises(ConfigError, match=r"^\$WORLD_SIZE 0 is not allowed"):
+        resolve(IMAGENET_CMD)
 
 
 def test_readme_imagenet_note_names_the_flags_without_effect(capsys):

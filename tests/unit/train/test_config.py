@@ -3,6 +3,7 @@ is allowed; valid values (and every preset) still pass."""
 
 import pytest
 
+from chase import ChannelConfig
 from chase.errors import ConfigError
 from chase.train.config import RunConfig, check_device
 from chase.train.presets import list_presets, preset
@@ -197,12 +198,14 @@ def test_null_section_merges_but_these_sections_cannot_be_empty(section, value):
         RunConfig.from_dict(cfg)
 
 
-def test_null_channels_section_means_plain_dst():
+def test_null_channels_section_gives_chase_its_default_channel_settings():
     cfg = deep_merge(
         RunConfig(method="chase").to_dict(), parse_assignment("sparsity.channels.every=3")
     )
     cfg = deep_merge(cfg, parse_assignment("sparsity.channels=null"))
-    assert RunConfig.from_dict(cfg).sparsity["channels"] is None
+    engine = RunConfig.from_dict(cfg).sparsity_config(10, 100)
+    assert engine is not None and engine.channels is not None
+    assert engine.channels == ChannelConfig()  # not every=3
 
 
 def test_set_can_still_merge_into_sections_and_nested_sections():
