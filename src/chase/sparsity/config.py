@@ -8,11 +8,11 @@ and what is allowed.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chase.checks import check, check_choice, check_float, check_int
+from chase.checks import check, check_bool, check_choice, check_float, check_int
 from chase.errors import ConfigError
 
 ALLOCATIONS = ("uniform", "er", "erk")
@@ -22,29 +22,11 @@ DROP_SCHEDULES = ("cosine", "constant", "linear")
 CHANNEL_SCORES = ("umm", "mask_mean", "density", "random")
 
 
-def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
-    check(False, f"{owner}.{name}", value, allowed)
-
-
-def _check_choice(owner: str, name: str, value: Any, choices: Sequence[str]) -> None:
-    check_choice(f"{owner}.{name}", value, choices)
-
-
-def _check_int(owner: str, name: str, value: Any, minimum: int, optional: bool = False) -> None:
-    check_int(f"{owner}.{name}", value, minimum, optional)
-
-
-def _check_float(
-    owner: str, name: str, value: Any, low: float, high: float, low_open: bool, high_open: bool
-) -> None:
-    check_float(f"{owner}.{name}", value, low, high, low_open=low_open, high_open=high_open)
-
-
 def _check_names(owner: str, name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-        _fail(owner, name, value, "a list of layer names or glob patterns")
+        check(False, f"{owner}.{name}", value, "a list of layer names or glob patterns")
     return tuple(value)
 
 
@@ -87,15 +69,16 @@ class ChannelConfig:
 
     def __post_init__(self) -> None:
         o = "ChannelConfig"
-        _check_float(o, "sparsity", self.sparsity, 0.0, 1.0, False, True)
-        _check_int(o, "every", self.every, 1)
-        _check_int(o, "end", self.end, 0, optional=True)
-        _check_int(o, "offset", self.offset, 0, optional=True)
-        _check_float(o, "min_keep_ratio", self.min_keep_ratio, 0.0, 1.0, True, False)
-        _check_choice(o, "score", self.score, CHANNEL_SCORES)
-        if not isinstance(self.prune_skip, bool):
-            _fail(o, "prune_skip", self.prune_skip, "true or false")
-        _check_int(o, "round_to", self.round_to, 1)
+        check_float(f"{o}.sparsity", self.sparsity, 0.0, 1.0, low_open=False, high_open=True)
+        check_int(f"{o}.every", self.every, 1)
+        check_int(f"{o}.end", self.end, 0, optional=True)
+        check_int(f"{o}.offset", self.offset, 0, optional=True)
+        check_float(
+            f"{o}.min_keep_ratio", self.min_keep_ratio, 0.0, 1.0, low_open=True, high_open=False
+        )
+        check_choice(f"{o}.score", self.score, CHANNEL_SCORES)
+        check_bool(f"{o}.prune_skip", self.prune_skip)
+        check_int(f"{o}.round_to", self.round_to, 1)
         object.__setattr__(self, "exclude", _check_names(o, "exclude", self.exclude))
 
     @classmethod
@@ -153,30 +136,43 @@ class SparsityConfig:
 
     def __post_init__(self) -> None:
         o = "SparsityConfig"
-        _check_float(o, "density", self.density, 0.0, 1.0, True, False)
-        _check_choice(o, "allocation", self.allocation, ALLOCATIONS)
-        _check_float(o, "erk_power", self.erk_power, 0.0, 10.0, True, False)
+        check_float(f"{o}.density", self.density, 0.0, 1.0, low_open=True, high_open=False)
+        check_choice(f"{o}.allocation", self.allocation, ALLOCATIONS)
+        check_float(f"{o}.erk_power", self.erk_power, 0.0, 10.0, low_open=True, high_open=False)
         object.__setattr__(self, "keep_dense", _check_names(o, "keep_dense", self.keep_dense))
-        _check_choice(o, "updater", self.updater, UPDATERS)
-        _check_choice(o, "scope", self.scope, SCOPES)
-        _check_int(o, "update_every", self.update_every, 1)
-        _check_float(o, "drop_fraction", self.drop_fraction, 0.0, 1.0, False, False)
-        _check_float(o, "drop_fraction_end", self.drop_fraction_end, 0.0, 1.0, False, False)
-        _check_choice(o, "drop_schedule", self.drop_schedule, DROP_SCHEDULES)
-        _check_int(o, "dst_end", self.dst_end, 0, optional=True)
-        _check_float(o, "mest_overshoot", self.mest_overshoot, 0.0, 1.0, False, False)
-        _check_int(o, "mest_end", self.mest_end, 0, optional=True)
-        _check_float(o, "snfs_momentum", self.snfs_momentum, 0.0, 1.0, False, True)
-        _check_int(o, "total_steps", self.total_steps, 1, optional=True)
-        _check_int(o, "seed", self.seed, 0)
+        check_choice(f"{o}.updater", self.updater, UPDATERS)
+        check_choice(f"{o}.scope", self.scope, SCOPES)
+        check_int(f"{o}.update_every", self.update_every, 1)
+        check_float(
+            f"{o}.drop_fraction", self.drop_fraction, 0.0, 1.0, low_open=False, high_open=False
+        )
+        check_float(
+            f"{o}.drop_fraction_end",
+            self.drop_fraction_end,
+            0.0,
+            1.0,
+            low_open=False,
+            high_open=False,
+        )
+        check_choice(f"{o}.drop_schedule", self.drop_schedule, DROP_SCHEDULES)
+        check_int(f"{o}.dst_end", self.dst_end, 0, optional=True)
+        check_float(
+            f"{o}.mest_overshoot", self.mest_overshoot, 0.0, 1.0, low_open=False, high_open=False
+        )
+        check_int(f"{o}.mest_end", self.mest_end, 0, optional=True)
+        check_float(
+            f"{o}.snfs_momentum", self.snfs_momentum, 0.0, 1.0, low_open=False, high_open=True
+        )
+        check_int(f"{o}.total_steps", self.total_steps, 1, optional=True)
+        check_int(f"{o}.seed", self.seed, 0)
         if isinstance(self.channels, Mapping):
             object.__setattr__(self, "channels", ChannelConfig.from_dict(self.channels))
         if self.channels is not None and not isinstance(self.channels, ChannelConfig):
-            _fail(o, "channels", self.channels, "a ChannelConfig, a mapping or None")
+            check(False, f"{o}.channels", self.channels, "a ChannelConfig, a mapping or None")
         if self.updater == "mest" and self.density + self.mest_overshoot > 1.0:
-            _fail(
-                o,
-                "mest_overshoot",
+            check(
+                False,
+                f"{o}.mest_overshoot",
                 self.mest_overshoot,
                 f"at most 1 - density = "
                 f"{1.0 - self.density:g} (the soft bound cannot exceed a dense model)",
@@ -185,18 +181,18 @@ class SparsityConfig:
             self.drop_schedule != "constant" or self.updater == "mest"
         )
         if needs_t and self.schedule_end is None:
-            _fail(
-                o,
-                "total_steps",
+            check(
+                False,
+                f"{o}.total_steps",
                 self.total_steps,
                 f"an integer >= 1 (updater {self.updater!r} with drop_schedule "
                 f"{self.drop_schedule!r} needs the run length; or set dst_end)",
             )
         ch = self.channels
         if ch is not None and ch.end is None and self.total_steps is None:
-            _fail(
-                "ChannelConfig",
-                "end",
+            check(
+                False,
+                "ChannelConfig.end",
                 None,
                 "an integer >= 0 (or set SparsityConfig.total_steps, its default)",
             )
