@@ -3,7 +3,7 @@
     python benchmarks/slim_speed.py [--device cpu|cuda] [--threads 2] [--rounds 3] [--json]
 
 For every channel sparsity S_c and ``round_to``, Chase's channel selection is applied once to a
-freshly initialised model (``chase.cli.runs.prune_channels``: the run's final channel event,
+freshly initialised model (``chase.prune_channels_once``: the run's final channel event,
 floors included) and the result is slimmed. ``chase.metrics.benchmark`` then times the dense
 (masked) model and the slim one back to back at each batch size: eval mode, warm-up calls,
 medians. Batch 1 is the latency number, batch 64 the throughput number. Each configuration is
@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from common import describe, environment, markdown, median, spread
 
-from chase.cli.runs import pruned_pair
 from chase.metrics import benchmark
+from chase.metrics.fresh import pruned_pair
 
 #: model → dataset whose input it is measured on
 MODELS = {"vgg19": "cifar10", "resnet50": "imagenet"}

@@ -6,7 +6,7 @@ physically narrower model that computes the same function.
 
 from __future__ import annotations
 
-from chase.api import save_slim, slim, slim_masks, slim_spec, sparsify
+from chase.api import prune_channels_once, save_slim, slim, slim_masks, slim_spec, sparsify
 from chase.sparsity import ChannelConfig, SparsityConfig, SparsityEngine
 from chase.structure import (
     SlimModel,
@@ -29,6 +29,7 @@ __all__ = [
     "export_onnx",
     "export_torchscript",
     "load_slim",
+    "prune_channels_once",
     "recalibrate_bn",
     "save_slim",
     "slim",

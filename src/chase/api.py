@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from chase.errors import ConfigError
-from chase.sparsity.config import SparsityConfig
+from chase.sparsity.config import ChannelConfig, SparsityConfig
 from chase.sparsity.engine import SparsityEngine, unwrap
 from chase.sparsity.groups import ChannelGroup
 from chase.structure.coupling import discover_groups
@@ -43,6 +43,36 @@ def sparsify(
     if groups is None and example_inputs is not None:
         groups = discover_groups(unwrap(model), example_inputs)
     return SparsityEngine(model, optimizer, config, groups=groups, attach=attach)
+
+
+def prune_channels_once(
+    model: nn.Module,
+    example_inputs: Any,
+    sparsity: float,
+    *,
+    density: float = 1.0,
+    round_to: int = 1,
+    prune_skip: bool = False,
+    seed: int = 0,
+) -> SparsityEngine:
+    """Chase's channel selection applied once, at its final target, to ``model`` (in place).
+
+    The engine is built with one channel event due after step 1 (``end = 1``) and one
+    ``after_step()`` runs it: the lowest-scoring channels are removed down to ``sparsity``
+    exactly as a training run's last event would, floors and ``round_to`` included.
+    ``density`` < 1 first draws an ERK weight mask (static), which the UMM score sees. Then
+    ``chase.slim(model, engine)`` gives the slim model. Benchmarks use it to time a slim model
+    without training one.
+    """
+    channels = ChannelConfig(
+        sparsity=sparsity, every=1, end=1, offset=0, round_to=round_to, prune_skip=prune_skip
+    )
+    config = SparsityConfig(
+        density=density, updater="static", total_steps=1, seed=seed, channels=channels
+    )
+    engine = sparsify(model, None, config, example_inputs=example_inputs, attach=False)
+    engine.after_step()
+    return engine
 
 
 def slim_spec(engine: SparsityEngine) -> SlimSpec:

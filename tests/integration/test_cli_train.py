@@ -28,7 +28,7 @@ def test_short_chase_run_writes_a_complete_run_folder(cli, tmp_path):
     assert {p.name for p in out.iterdir() if p.is_dir()} <= set(RUN_DIRS)
     report = json.loads((out / "report.json").read_text())
     for key in ("test_accuracy", "test_accuracy_masked", "density", "channel_sparsity",
-                "params_dense", "params_slim", "params_nonzero", "flops",
+                "params_dense", "params_nonzero", "params_slim", "params_slim_nonzero", "flops",
                 "equivalence_max_abs_diff", "steps", "seconds"):  # fmt: skip
         assert key in report, key
     assert set(report["flops"]) >= {
@@ -42,7 +42,8 @@ def test_short_chase_run_writes_a_complete_run_folder(cli, tmp_path):
     }
     assert report["channel_sparsity"] > 0.3
     assert report["params_slim"] < report["params_dense"]
-    assert report["params_nonzero"] < report["params_slim"]
+    assert report["params_slim_nonzero"] < report["params_slim"]
+    assert report["params_slim_nonzero"] < report["params_nonzero"] < report["params_dense"]
     assert report["flops"]["gpu_supported"] < report["flops"]["dense"]
     assert report["flops"]["sparse"] < report["flops"]["gpu_supported"]
     assert 0 < report["flops"]["train_ratio"] < 1

@@ -15,8 +15,8 @@ import torch
 from rich.table import Table
 
 from chase.checks import check_float, check_int
+from chase.cli.args import add_source_arguments, check_one_source
 from chase.cli.console import console
-from chase.cli.runs import add_source_arguments, check_one_source
 from chase.errors import ConfigError
 
 
@@ -94,21 +94,14 @@ def parse_batch_sizes(text: str) -> tuple[int, ...]:
 
 def _models(args: argparse.Namespace) -> tuple[torch.nn.Module, torch.nn.Module, dict[str, Any]]:
     """(dense, slim, description) from a run folder or a freshly pruned registry model."""
-    from chase.cli.runs import Run, pruned_pair
-
     check_one_source(args, "bench")
     if args.run is not None:
-        run = Run(args.run)
-        dense, engine = run.rebuild()
-        slim = run.slim_model(dense, engine)
-        report = run.report or {}
-        info = {
-            "source": str(run.path),
-            "model": run.config.model,
-            "dataset": run.config.data.name,
-            "channel_sparsity": report.get("channel_sparsity"),
-        }
-        return dense, slim, {**info, "input_shape": list(run.shape.input_shape)}
+        from chase.train.measure import run_pair
+        from chase.train.rundir import RunDir
+
+        return run_pair(RunDir(args.run))
+    from chase.metrics.fresh import pruned_pair
+
     if args.channel_sparsity is None:
         raise ConfigError("chase bench --model needs --channel-sparsity S (e.g. 0.4)")
     dense, slim, shape, achieved = pruned_pair(

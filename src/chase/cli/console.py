@@ -95,8 +95,9 @@ def report_table(report: dict[str, Any]) -> Table:
         ("test accuracy (masked model)", f"{report['test_accuracy_masked']:.2%}"),
         ("weight density", f"{report['density']:.3f}"),
         ("channel sparsity", f"{report['channel_sparsity']:.3f}"),
-        ("parameters dense / slim / nonzero",
-         f"{report['params_dense']:,} / {report['params_slim']:,} / {report['params_nonzero']:,}"),
+        ("parameters dense / slim / slim non-zero",
+         f"{report['params_dense']:,} / {report['params_slim']:,} / "
+         f"{report['params_slim_nonzero']:,}"),
         ("FLOPs per image, dense", fmt_flops(f["dense"])),
         ("FLOPs sparse (x dense)", f"{fmt_flops(f['sparse'])} ({f['sparse_ratio']:.3f}x)"),
         ("FLOPs GPU-supported (x dense)",

@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from chase.cli.console import console
 from chase.errors import ConfigError
 
@@ -27,8 +25,8 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from chase.data import build_data
     from chase.structure import load_slim
-    from chase.train.config import RunConfig
     from chase.train.distributed import resolve_device
+    from chase.train.evaluate import evaluate
     from chase.train.rundir import RunDir
 
     device = resolve_device(args.device, "--device")  # before any loading
@@ -36,40 +34,32 @@ def run(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {"batch_size": 1, "eval_batch_size": args.batch_size, "workers": 0}
     dataset, data_dir = args.dataset, args.data_dir
     if target.is_dir():  # the run's own data settings (synthetic data is seeded by them)
-        cfg = RunConfig.from_dict(RunDir(target).read_config())
+        run = RunDir(target)
         if dataset is None:
-            d = cfg.data
+            d, seed = run.config.data, run.config.seed
             dataset, data_dir = d.name, data_dir or d.dir
-            options.update(
-                seed=cfg.seed,
-                synthetic_like=d.synthetic_like,
-                synthetic_size=d.synthetic_size,
-                image_size=d.image_size,
-            )
-        target = RunDir(target).slim
+            options.update(seed=seed, synthetic_like=d.synthetic_like,
+                           synthetic_size=d.synthetic_size, image_size=d.image_size)  # fmt: skip
+        target = run.slim_path
     if dataset is None:
         raise ConfigError("--dataset is needed when evaluating a bare slim.pt file")
     loaded = load_slim(target)
     data = build_data(dataset, data_dir, **options)
     model = loaded.model.to(device).eval()
-    correct = count = 0
-    with torch.no_grad():
-        for x, y in data.test.epoch(0):
-            out = model(x.to(device))
-            correct += int((out.argmax(1).cpu() == y).sum())
-            count += y.numel()
-    result = {
+    result = evaluate(model, data.test, device)
+    out = {
         "target": str(target),
         "dataset": data.name,
-        "test_accuracy": correct / count,
-        "examples": count,
+        "test_accuracy": result.accuracy,
+        "test_loss": result.loss,
+        "examples": result.count,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(out))
     else:
         console.print(
-            f"{target}: test accuracy {result['test_accuracy']:.2%} on "
-            f"{count} {data.name} examples ({result['parameters']:,} parameters)"
+            f"{target}: test accuracy {result.accuracy:.2%} on "
+            f"{result.count} {data.name} examples ({out['parameters']:,} parameters)"
         )
     return 0

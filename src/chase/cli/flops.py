@@ -12,8 +12,8 @@ from typing import Any
 
 from rich.table import Table
 
+from chase.cli.args import add_source_arguments, check_one_source
 from chase.cli.console import console, fmt_flops
-from chase.cli.runs import add_source_arguments, check_one_source
 from chase.sparsity.config import ALLOCATIONS
 
 
@@ -40,7 +40,19 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_one_source(args, "flops")
-    result = _of_run(args.run) if args.run is not None else _of_model(args)
+    if args.run is not None:
+        from chase.train.measure import run_flops
+        from chase.train.rundir import RunDir
+
+        result = run_flops(RunDir(args.run))
+    else:
+        from chase.metrics.fresh import model_flops
+
+        keep = [k.strip() for k in args.keep_dense.split(",") if k.strip()]
+        result = model_flops(
+            args.model, args.dataset, density=args.density, allocation=args.allocation,
+            keep_dense=keep, image_size=args.image_size,
+        ).to_dict()  # fmt: skip
     if args.json:
         print(json.dumps(result))
     else:
@@ -50,74 +62,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _of_model(args: argparse.Namespace) -> dict[str, Any]:
-    """Theoretical numbers for a freshly initialised model with a static sparse mask."""
-    import chase
-    from chase.cli.runs import fresh_model
-    from chase.data.synthetic import example_batch
-    from chase.metrics import flops_report, layer_costs
-    from chase.sparsity.config import SparsityConfig
-
-    keep = tuple(k.strip() for k in args.keep_dense.split(",") if k.strip())
-    config = SparsityConfig(
-        density=args.density, allocation=args.allocation, keep_dense=keep, updater="static"
-    )
-    model, shape = fresh_model(args.model, args.dataset, args.image_size)
-    engine = chase.sparsify(model, None, config, attach=False)
-    costs = layer_costs(model, example_batch(shape.input_shape))
-    report = flops_report(costs, masks=dict(engine.masks.items()), model=model, slim_costs=costs)
-    return _as_dict(report)
-
-
-def _of_run(path: str) -> dict[str, Any]:
-    """Numbers of a trained run: its final masks, its slim model and its mask trajectory."""
-    from chase.cli.runs import Run
-    from chase.data.synthetic import example_batch
-    from chase.metrics import engine_flops
-
-    run = Run(path)
-    model, engine = run.rebuild()
-    x = example_batch(run.shape.input_shape)
-    slim = run.slim_model(model, engine)
-    report, train = engine_flops(model, engine, slim, x, int(run.checkpoint["step"]))
-    return {**_as_dict(report), "train_flops_ratio": None if train is None else train.ratio}
-
-
-def _as_dict(report: Any) -> dict[str, Any]:
-    gpu = report.gpu_flops
-    assert gpu is not None  # both callers pass slim_costs
-    return {
-        "dense_flops": report.dense_flops,
-        "sparse_flops": report.sparse_flops,
-        "sparse_ratio": report.sparse_ratio,
-        "gpu_supported_flops": gpu,
-        "gpu_supported_ratio": gpu / report.dense_flops,
-        "params_dense": report.params_dense,
-        "params_nonzero": report.params_nonzero,
-        "per_layer": [dict(row) for row in report.per_layer],
-    }
-
-
 def summary_table(result: dict[str, Any], title: str) -> Table:
     """Totals: dense, sparse and GPU-supported FLOPs with ratios, training ratio, parameters."""
+    f = result["flops"]
     table = Table(title=f"FLOPs per example: {title}", header_style="bold")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_column("x dense", justify="right")
-    table.add_row("dense FLOPs", fmt_flops(result["dense_flops"]), "1.000")
-    table.add_row(
-        "sparse inference FLOPs", fmt_flops(result["sparse_flops"]), f"{result['sparse_ratio']:.3f}"
-    )
+    table.add_row("dense FLOPs", fmt_flops(f["dense"]), "1.000")
+    table.add_row("sparse inference FLOPs", fmt_flops(f["sparse"]), f"{f['sparse_ratio']:.3f}")
     table.add_row(
         "GPU-supported FLOPs (slim, dense kernels)",
-        fmt_flops(result["gpu_supported_flops"]),
-        f"{result['gpu_supported_ratio']:.3f}",
+        fmt_flops(f["gpu_supported"]),
+        f"{f['gpu_supported_ratio']:.3f}",
     )
-    if result.get("train_flops_ratio") is not None:
-        table.add_row("training FLOPs (whole run)", "", f"{result['train_flops_ratio']:.3f}")
+    if "train_ratio" in f:
+        table.add_row("training FLOPs (whole run)", "", f"{f['train_ratio']:.3f}")
     dense, nonzero = result["params_dense"], result["params_nonzero"]
     table.add_row("parameters", f"{dense:,}", "1.000")
-    table.add_row("non-zero parameters", f"{nonzero:,}", f"{nonzero / dense:.3f}")
+    table.add_row("non-zero parameters (masked model)", f"{nonzero:,}", f"{nonzero / dense:.3f}")
+    if "params_slim" in result:
+        slim = result["params_slim_nonzero"]
+        table.add_row("non-zero parameters (slim model)", f"{slim:,}", f"{slim / dense:.3f}")
     return table
 
 
@@ -127,7 +93,7 @@ def layer_table(result: dict[str, Any]) -> Table:
     table.add_column("layer", no_wrap=True)
     for name in ("dense FLOPs", "density", "sparse FLOPs", "% of sparse"):
         table.add_column(name, justify="right")
-    total = result["sparse_flops"] or 1.0
+    total = result["flops"]["sparse"] or 1.0
     for row in result["per_layer"]:
         name = row["name"]
         table.add_row(

@@ -1,9 +1,4 @@
-"""``chase plot``: PNG figures of one or several runs (``chase.cli.figures`` draws them).
-
-Per run: training curves, live channels per group over training, final width of every layer
-(dense vs slim) and the per-group histograms of channel density and UMM (the sparse-amenable
-channels picture). With several runs also: curves overlaid and accuracy against FLOPs.
-"""
+"""``chase plot``: PNG figures of one or several runs (``chase.plots`` makes them)."""
 
 from __future__ import annotations
 
@@ -28,173 +23,19 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chase.cli.runs import Run
+    from chase.plots import plot_runs
+    from chase.train.rundir import RunDir
 
-    runs = [Run(p) for p in args.runs]
+    runs = [RunDir(p) for p in args.runs]
+    for r in runs:
+        r.config  # noqa: B018 - read (and check) every run before any figure is written
     if len(runs) > 1 and args.out is None:
         raise ConfigError("chase plot with several runs needs --out DIR for the comparison plots")
-    written: list[Path] = []
+    out = Path(args.out) if args.out else runs[0].path / "plots"
     skipped: list[str] = []
-    if len(runs) == 1:
-        out = Path(args.out) if args.out else runs[0].dir.path / "plots"
-        written += plot_run(runs[0], out, skipped)
-    else:
-        out = Path(args.out)
-        for run_, folder in zip(runs, _unique_names(runs)):
-            written += plot_run(run_, out / folder, skipped)
-        written += plot_comparison(runs, out, skipped)
+    written = plot_runs(runs, out, skipped)
     for path in written:
         console.print(f"wrote {path}", soft_wrap=True, markup=False)
     for note in skipped:
         console.print(f"skipped {note}", soft_wrap=True, markup=False)
     return 0
-
-
-def _unique_names(runs: list[Any]) -> list[str]:
-    names: list[str] = []
-    for r in runs:
-        name, k = r.name, 2
-        while name in names:
-            name, k = f"{r.name}-{k}", k + 1
-        names.append(name)
-    return names
-
-
-def plot_run(run: Any, out: Path, skipped: list[str]) -> list[Path]:
-    """Every per-run figure that the run's files allow; notes what had to be skipped."""
-    from chase.cli import figures
-
-    done: list[Path] = []
-    title = _title(run)
-    series = _curves(run)
-    if series.train:
-        done.append(figures.curves([series], out / "curves.png", f"training curves: {title}"))
-    else:
-        skipped.append(f"{run.name}: curves (no training records in metrics.jsonl)")
-    done += _channel_figures(run, out, title, skipped)
-    layers = _widths(run)
-    if layers is None:
-        skipped.append(f"{run.name}: widths (no slim.pt: the run has not finished)")
-    elif not any(s < d for _, d, s in layers):
-        skipped.append(f"{run.name}: widths (no channel was removed)")
-    else:
-        done.append(figures.widths(layers, out / "widths.png", _widths_title(run, title)))
-    return done
-
-
-def _title(run: Any) -> str:
-    cfg = run.config
-    return f"{run.name} ({cfg.model}, {cfg.data.name}, {cfg.method})"
-
-
-def _curves(run: Any) -> Any:
-    from chase.cli.figures import Curves
-
-    train = [r for r in run.metrics if r.get("kind") == "train"]
-    val = [r for r in run.metrics if r.get("kind") == "eval" and r.get("split") == "val"]
-    return Curves(run.name, train, val)
-
-
-def _channel_figures(run: Any, out: Path, title: str, skipped: list[str]) -> list[Path]:
-    from chase.cli import figures
-
-    done: list[Path] = []
-    report = run.channels
-    snapshots = [r for r in run.metrics if r.get("kind") == "channels"]
-    totals = _group_totals(run) if snapshots else {}
-    names = [g for g in snapshots[-1]["groups"] if g in totals] if snapshots else []
-    if names:
-        sizes = [totals[g] for g in names]
-        series = [(0, sizes)] + [(r["step"], [r["groups"][g] for g in names]) for r in snapshots]
-        live = [(0, sum(sizes))] + [
-            (r["step"], r["live_channels"]) for r in run.metrics if "live_channels" in r
-        ]
-        path = out / "channels.png"
-        done.append(figures.channels(live, names, sizes, series, path, f"channels: {title}"))
-    else:
-        skipped.append(f"{run.name}: channels over training (no channel records: not a Chase run)")
-    if report is None:
-        skipped.append(f"{run.name}: channel histograms (no channels.json)")
-        return done
-    groups = [_group(name, g) for name, g in report["groups"].items() if g["live"] > 0]
-    ratio = float(report.get("ratio", 0.5))
-    share = f"{100 * report.get('amenable_fraction', 0.0):.1f}% of live channels amenable"
-    umm = "UMM (sum of |w| over active weights / original weights)"
-    for key, label in (("density", "density"), ("umm", umm)):
-        head = f"channel {label} per group, end of training: {title}\n{share}"
-        path = out / f"channel_{key}.png"
-        done.append(figures.channel_histograms(groups, key, ratio, path, head))
-    return done
-
-
-def _group(name: str, g: dict[str, Any]) -> Any:
-    from chase.cli.figures import GroupChannels
-
-    return GroupChannels(
-        name, int(g["total"]), int(g["live"]), int(g["amenable"]), float(g["density"]),
-        list(g["channel_density"]), list(g["channel_umm"]), [bool(a) for a in g["alive"]],
-    )  # fmt: skip
-
-
-def _group_totals(run: Any) -> dict[str, int]:
-    """Original size of each prunable group: from channels.json, else the checkpoint."""
-    if run.channels is not None:
-        return {name: int(g["total"]) for name, g in run.channels["groups"].items()}
-    engine = run.checkpoint.get("engine") or {}
-    state = engine.get("channels") or {}
-    return {str(name): int(size) for name, size in state.get("groups", [])}
-
-
-def _widths(run: Any) -> list[tuple[str, int, int]] | None:
-    """(layer, dense output channels, slim output channels) from ``slim.pt`` and its spec."""
-    from chase.metrics.flops import COSTED_TYPES
-
-    saved = run.slim_file
-    if saved is None:
-        return None
-    out = []
-    for name, module in saved.model.named_modules():
-        if isinstance(module, COSTED_TYPES):
-            fqn = f"{name}.weight"
-            slim = int(module.weight.shape[0])  # type: ignore[index]
-            dense = int(saved.spec.sizes.get(fqn, {}).get(0, slim))
-            out.append((name, dense, slim))
-    return out
-
-
-def _widths_title(run: Any, title: str) -> str:
-    report = run.report or {}
-    flops = report.get("flops") or {}
-    ratio = flops.get("gpu_supported_ratio")
-    extra = f"\nGPU-supported FLOPs: {ratio:.3f}x dense" if ratio is not None else ""
-    return f"width of every layer, dense vs slim: {title}{extra}"
-
-
-def plot_comparison(runs: list[Any], out: Path, skipped: list[str]) -> list[Path]:
-    """Curves of all runs overlaid, and accuracy against FLOPs for the finished ones."""
-    from chase.cli import figures
-
-    done = []
-    series = [s for s in (_curves(r) for r in runs) if s.train]
-    if series:
-        done.append(figures.curves(series, out / "curves.png", "training curves of all runs"))
-    points = []
-    for r, label in zip(runs, _unique_names(runs)):
-        rep = r.report
-        if rep is None:
-            skipped.append(
-                f"{r.name}: accuracy vs FLOPs (no report.json: the run has not finished)"
-            )
-            continue
-        f = rep["flops"]
-        points.append(
-            {
-                "label": f"{label} ({rep['method']})",
-                "accuracy": rep["test_accuracy"],
-                "gpu_ratio": f["gpu_supported_ratio"],
-                "sparse_ratio": f["sparse_ratio"],
-            }
-        )
-    if points:
-        done.append(figures.accuracy_vs_flops(points, out / "accuracy_vs_flops.png"))
-    return done

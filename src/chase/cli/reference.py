@@ -1,10 +1,11 @@
 """``chase train-reference``: train from a command line of the Chase authors' released code.
 
 The flags of their CIFAR script (``Cifar/main_dst_chase.py``) or ImageNet script
-(``Imagenet/main.py``) are mapped onto our configuration (``chase.cli.reference_map``), the
-ones that change nothing here are named in one note, and the run then goes through exactly the
-path of ``chase train`` (its options ``--set``, ``--out``, ``--overwrite``, ``--data-dir``,
-``--device`` and ``--stop-after-steps`` work the same). The full mapping, with reasons, is in
+(``Imagenet/main.py``) are parsed here and translated by ``chase.train.reference`` into one
+layer of settings (between a preset and ``--config``); the ones that change nothing here are
+named in one note, and the run then goes through exactly the path of ``chase train`` (its
+options ``--set``, ``--out``, ``--overwrite``, ``--data-dir``, ``--device``,
+``--stop-after-steps`` and ``--quiet`` work the same). The full mapping, with reasons, is in
 ``docs/reference-flags.md``.
 """
 
@@ -20,10 +21,10 @@ import yaml
 
 from chase.checks import did_you_mean
 from chase.cli import train
-from chase.cli.reference_flags import SCRIPTS, Script, add_flags, detect, option_of
-from chase.cli.reference_map import Translation, translate
 from chase.errors import ConfigError
-from chase.train.sources import load_yaml_text, put
+from chase.train.reference import SCRIPTS, Script, Translation, detect, option_of, translate
+from chase.train.reference.flags import add_flags
+from chase.train.sources import deep_merge, load_yaml_text
 
 DOCS = "docs/reference-flags.md"
 DESCRIPTION = (
@@ -113,8 +114,10 @@ def _unknown(extra: list[str], script: Script) -> str:
     return f"unknown flag(s) for their {script.path}: {' '.join(options)}{hint}; see {DOCS}"
 
 
-def resolve(tokens: list[str]) -> tuple[argparse.Namespace, Translation, list[str]]:
-    """Parse, map, and build the ``chase train`` arguments that run the same thing."""
+def resolve(tokens: list[str]) -> tuple[argparse.Namespace, Translation, Any]:
+    """Parse and map ``tokens``: our options, the translation, and the run's settings sources."""
+    from chase.train.run import Sources
+
     ns, given, script = parse(tokens)
     if ns.nproc is not None and script.name != "imagenet":
         raise ConfigError("--nproc-per-node applies to their ImageNet script only (-b per GPU)")
@@ -125,33 +128,12 @@ def resolve(tokens: list[str]) -> tuple[argparse.Namespace, Translation, list[st
     if procs < 1:
         raise ConfigError(f"{source} {procs} is not allowed: an integer >= 1")
     tr = translate(script, given, procs)
-    _model_structure(tr.config)
-    sets = to_sets(tr.config)
+    layer = tr.config
     if ns.synthetic:
-        like = tr.config["data"]["name"]
-        sets += ["data.name=synthetic", f"data.synthetic_like={like}", "data.dir=null"]
-    argv = ["train"] + [x for s in [*sets, *ns.sets] for x in ("--set", s)]
-    for flag, value in (("--device", ns.device), ("--data-dir", ns.data_dir), ("--out", ns.out),
-                        ("--stop-after-steps", ns.stop_after_steps)):  # fmt: skip
-        if value is not None:
-            argv += [flag, str(value)]
-    argv += [f for f, on in (("--overwrite", ns.overwrite), ("--quiet", ns.quiet)) if on]
-    return ns, tr, argv
-
-
-def _model_structure(cfg: dict[str, Any]) -> None:
-    """Our registry name for their model, and what their channel pruner never touches: their
-    VGG's prunable list (``layer2split``) leaves out the last conv, which feeds the classifier."""
-    from torch import nn
-
-    from chase.models import create_model
-    from chase.models.registry import resolve_name
-
-    name = resolve_name(cfg["model"])
-    cfg["model"] = name
-    if cfg.get("method") == "chase" and name.startswith("vgg"):
-        convs = [n for n, m in create_model(name).named_modules() if isinstance(m, nn.Conv2d)]
-        put(cfg, "sparsity.channels.exclude", convs[-1:])
+        like = {"name": "synthetic", "synthetic_like": layer["data"]["name"], "dir": None}
+        layer = deep_merge(layer, {"data": like})
+    flags = {"device": ns.device, "data.dir": ns.data_dir}
+    return ns, tr, Sources(reference=layer, sets=list(ns.sets), flags=flags)
 
 
 def to_sets(cfg: dict[str, Any], prefix: str = "") -> list[str]:
@@ -169,19 +151,15 @@ def to_sets(cfg: dict[str, Any], prefix: str = "") -> list[str]:
     return out
 
 
-def train_namespace(argv: list[str]) -> argparse.Namespace:
-    """What ``chase train`` itself parses from ``argv`` (its own parser, so its defaults)."""
-    parser = argparse.ArgumentParser(prog="chase")
-    train.add_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(argv)
-
-
 def run(args: argparse.Namespace) -> int:
+    from chase.train.config import RunConfig
+    from chase.train.run import default_run_dir, resolve_config
+
     tokens = list(args.flags)
     if "-h" in tokens or "--help" in tokens:
         print(build_parser(_script(tokens)).format_help(), end="")
         return 0
-    ns, tr, argv = resolve(tokens)
+    ns, tr, sources = resolve(tokens)
     main = int(os.environ.get("RANK", "0")) == 0
     if tr.no_effect and main:
         print(
@@ -189,13 +167,21 @@ def run(args: argparse.Namespace) -> int:
             f"{' '.join(tr.no_effect)} (see {DOCS})",
             file=sys.stderr,
         )
-    targs = train_namespace(argv)
+    cfg = RunConfig.from_dict(resolve_config(sources))
     if ns.dry_run:
-        from chase.train.config import RunConfig
-
-        cfg = RunConfig.from_dict(train.resolve_config(targs))
         print(f"# their {tr.script.path} flags, run by chase as:")
-        print("chase " + shlex.join(argv))
+        print("chase " + shlex.join(equivalent_command(sources, ns)))
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-    return train.run(targs)
+    return train.execute(cfg, ns.out or default_run_dir(cfg), ns)
+
+
+def equivalent_command(sources: Any, ns: argparse.Namespace) -> list[str]:
+    """The ``chase train`` arguments that run the same configuration (shown by --dry-run)."""
+    argv = ["train"] + [x for s in [*to_sets(dict(sources.reference)), *sources.sets]
+                        for x in ("--set", s)]  # fmt: skip
+    for flag, value in (("--device", ns.device), ("--data-dir", ns.data_dir), ("--out", ns.out),
+                        ("--stop-after-steps", ns.stop_after_steps)):  # fmt: skip
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv + [f for f, on in (("--overwrite", ns.overwrite), ("--quiet", ns.quiet)) if on]

@@ -147,3 +147,20 @@ def spec_and_size(
             f"resized (got {image_size}); image_size applies to imagenet and synthetic only"
         )
     return spec, (image_size, image_size)
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """What a model needs to know about a dataset: classes and the (C, H, W) of one input."""
+
+    num_classes: int
+    input_shape: tuple[int, int, int]
+
+
+def data_shape(
+    dataset: str, *, synthetic_like: str = "cifar10", image_size: int | None = None
+) -> DataShape:
+    """Classes and input shape of ``dataset`` without reading any file (``synthetic`` imitates
+    ``synthetic_like``; ``image_size`` as in ``build_data``)."""
+    spec, (h, w) = spec_and_size(resolve_dataset(dataset, "dataset"), synthetic_like, image_size)
+    return DataShape(spec.num_classes, (spec.in_channels, h, w))

@@ -16,6 +16,7 @@ from chase.metrics.flops import (
     forward_flops,
     gpu_supported_flops,
     layer_costs,
+    param_counts,
     total_flops,
     training_flops,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "forward_flops",
     "gpu_supported_flops",
     "layer_costs",
+    "param_counts",
     "percentile",
     "time_fn",
     "total_flops",

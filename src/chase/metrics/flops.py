@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, TypedDict, cast
 
 import torch
@@ -57,8 +57,8 @@ class FlopsReport:
     ``params_dense``: every parameter of the dense model (weights, biases, norm affines).
     ``params_nonzero``: ``params_dense`` minus the masked-out weight entries, i.e. every
     parameter that is allowed to be non-zero. Both are ``None`` when no model was given.
-    ``gpu_flops``: dense FLOPs of the slim model (what ordinary dense kernels can save);
-    ``None`` when no slim costs were given.
+    ``gpu_supported_flops``: dense FLOPs of the slim model (what ordinary dense kernels can
+    save); ``None`` when no slim costs were given. ``docs/measurement.md`` names each key.
     """
 
     dense_flops: int
@@ -66,7 +66,7 @@ class FlopsReport:
     per_layer: list[LayerFlops]
     params_dense: int | None = None
     params_nonzero: int | None = None
-    gpu_flops: int | None = None
+    gpu_supported_flops: int | None = None
 
     @property
     def sparse_ratio(self) -> float:
@@ -74,9 +74,11 @@ class FlopsReport:
         return _ratio(self.sparse_flops, self.dense_flops)
 
     @property
-    def gpu_ratio(self) -> float | None:
+    def gpu_supported_ratio(self) -> float | None:
         """GPU-supported FLOPs / dense FLOPs of the original model (e.g. 0.67×)."""
-        return None if self.gpu_flops is None else _ratio(self.gpu_flops, self.dense_flops)
+        if self.gpu_supported_flops is None:
+            return None
+        return _ratio(self.gpu_supported_flops, self.dense_flops)
 
     @property
     def params_ratio(self) -> float | None:
@@ -85,13 +87,24 @@ class FlopsReport:
             return None
         return _ratio(self.params_nonzero, self.params_dense)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form (JSON-ready), ratios included."""
-        out = asdict(self)
-        out.update(
-            sparse_ratio=self.sparse_ratio, gpu_ratio=self.gpu_ratio, params_ratio=self.params_ratio
-        )
+    def flops_dict(self) -> dict[str, Any]:
+        """The FLOPs under their documented names (``report.json``'s ``flops`` section)."""
+        out: dict[str, Any] = {"dense": self.dense_flops, "sparse": self.sparse_flops}
+        out["sparse_ratio"] = self.sparse_ratio
+        if self.gpu_supported_flops is not None:
+            out["gpu_supported"] = self.gpu_supported_flops
+            out["gpu_supported_ratio"] = self.gpu_supported_ratio
         return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready): ``flops`` (see ``flops_dict``), ``params_dense``,
+        ``params_nonzero`` and ``per_layer`` rows."""
+        return {
+            "flops": self.flops_dict(),
+            "params_dense": self.params_dense,
+            "params_nonzero": self.params_nonzero,
+            "per_layer": [dict(row) for row in self.per_layer],
+        }
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,25 @@ class TrainFlops:
     train_flops_per_example: float
     dense_train_flops_per_example: float
     ratio: float
+
+    def flops_dict(self) -> dict[str, Any]:
+        """The training FLOPs under their documented names (``train``, ``train_dense``,
+        ``train_ratio``), to merge into a ``flops`` section."""
+        return {
+            "train": self.train_flops_per_example,
+            "train_dense": self.dense_train_flops_per_example,
+            "train_ratio": self.ratio,
+        }
+
+
+def param_counts(
+    model: nn.Module, masks: Mapping[str, torch.Tensor] | None = None
+) -> tuple[int, int]:
+    """(parameters, parameters allowed to be non-zero) of ``model``: the second leaves out
+    the ``False`` entries of ``masks`` (FQN → bool mask of a weight of ``model``)."""
+    total = sum(p.numel() for p in unwrap(model).parameters())
+    masked_out = sum(int((~m).sum()) for m in (masks or {}).values())
+    return total, total - masked_out
 
 
 def _ratio(value: float, dense: float) -> float:
@@ -259,18 +291,15 @@ def flops_report(
         per_layer.append(row)
     params_dense = params_nonzero = None
     if model is not None:
-        params_dense = sum(p.numel() for p in unwrap(model).parameters())
-        masked_out = sum(
-            costs[name].weight_numel - round(a) for name, a in active.items() if name in costs
-        )
-        params_nonzero = params_dense - masked_out
+        params_dense, params_nonzero = param_counts(model)
+        params_nonzero -= sum(costs[n].weight_numel - round(a) for n, a in active.items())
     return FlopsReport(
         dense_flops=total_flops(costs),
         sparse_flops=sum(row["sparse_flops"] for row in per_layer),
         per_layer=per_layer,
         params_dense=params_dense,
         params_nonzero=params_nonzero,
-        gpu_flops=None if slim_costs is None else total_flops(slim_costs),
+        gpu_supported_flops=None if slim_costs is None else total_flops(slim_costs),
     )
 
 

@@ -3,6 +3,7 @@ resume from any step, DDP under ``torchrun``, and a final slim model with its re
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 import time
@@ -14,16 +15,16 @@ import numpy as np
 import torch
 from torch import nn
 
-import chase
 from chase.data import DataBundle, build_data
 from chase.data.synthetic import example_batch
 from chase.errors import CheckpointError, ConfigError
-from chase.models import create_model
 from chase.sparsity.engine import SparsityEngine
 from chase.train import distributed
 from chase.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from chase.train.config import RunConfig, steps_for
+from chase.train.evaluate import Evaluation, evaluate
 from chase.train.optim import build_optimizer, build_scheduler
+from chase.train.restore import build_engine, build_model, restore
 from chase.train.rundir import MetricsLog, RunDir
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,16 @@ class Progress(Protocol):
     def update(self, done: int, stats: dict[str, Any]) -> None: ...
     def message(self, text: str) -> None: ...
     def stop(self) -> None: ...
+
+
+class StopReason(enum.Enum):
+    """Why ``Trainer.fit`` returned."""
+
+    FINISHED = "finished"
+    STEP_LIMIT = "--stop-after-steps"
+    SIGINT = "SIGINT"
+    SIGTERM = "SIGTERM"
+    PEER = "another process stopped"
 
 
 class Silent:
@@ -66,7 +77,7 @@ class Trainer:
         self.run = run
         self.progress = progress or Silent()
         self.dist, self.device = distributed.setup(cfg.device)
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         self.clock = Clock()
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError(f"amp = 'fp16' is not allowed on {self.device}: use 'bf16' or 'none'")
@@ -104,21 +115,9 @@ class Trainer:
         )  # fmt: skip
 
     def _build_model(self) -> nn.Module:
-        try:
-            model = create_model(
-                self.cfg.model,
-                num_classes=self.data.num_classes,
-                in_channels=self.data.in_channels,
-                **self.cfg.model_kwargs,
-            )
-        except TypeError as exc:  # a model_kwargs entry the constructor does not take
-            if not self.cfg.model_kwargs:
-                raise  # a bug, not a setting
-            raise ConfigError(
-                f"model_kwargs = {self.cfg.model_kwargs!r} is not allowed for model "
-                f"{self.cfg.model!r}: {exc}"
-            ) from None
-        model = model.to(self.device)
+        model = build_model(
+            self.cfg.model, self.data.num_classes, self.data.in_channels, self.cfg.model_kwargs
+        ).to(self.device)
         if self.cfg.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return model
@@ -137,9 +136,7 @@ class Trainer:
         scfg = self.cfg.sparsity_config(self.steps_per_epoch, self.total)
         if scfg is None:
             return None
-        return chase.sparsify(
-            self.model, self.optimizer, scfg, example_inputs=self.example_inputs()
-        )
+        return build_engine(self.model, scfg, self.example_inputs(), self.optimizer)
 
     @property
     def arch(self) -> dict[str, Any]:
@@ -169,25 +166,19 @@ class Trainer:
 
     def save(self) -> None:
         if self.dist.main:
-            save_checkpoint(self.run.checkpoint, self.state_dict())
+            save_checkpoint(self.run.checkpoint_path, self.state_dict())
         distributed.barrier()
 
     def load(self) -> int:
         """Restore the run folder's checkpoint; returns the metrics.jsonl offset to resume at."""
-        state = load_checkpoint(self.run.checkpoint, map_location=self.device)
+        path = self.run.checkpoint_path
+        state = load_checkpoint(path, map_location=self.device)
         if state["config"] != self.cfg.to_dict():
-            raise CheckpointError(f"{self.run.checkpoint} was written with another configuration")
-        try:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
-            self.scaler.load_state_dict(state["scaler"])
-            if self.engine is not None:
-                self.engine.load_state_dict(state["engine"])
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(
-                f"{self.run.checkpoint} does not fit this run ({str(exc).splitlines()[0]})"
-            ) from None
+            raise CheckpointError(f"{path} was written with another configuration")
+        restore(
+            state, path, model=self.model, engine=self.engine, optimizer=self.optimizer,
+            scheduler=self.scheduler, scaler=self.scaler,
+        )  # fmt: skip
         set_rng_state(state["rng"])
         self.clock = Clock(
             state["step"], state["epoch"], state["position"], state["seconds"], state["stats"]
@@ -195,15 +186,15 @@ class Trainer:
         return int(state["metrics_offset"])
 
     # -- training ----------------------------------------------------------------------------
-    def request_stop(self, reason: str) -> None:
+    def request_stop(self, reason: StopReason) -> None:
         """Finish the current step, write a checkpoint and return from ``fit``."""
         self.stop_reason = reason
 
-    def fit(self, resume: bool = False, stop_after: int | None = None) -> bool:
-        """Train to the end (returns True) or until a stop is requested (False); either way
-        the run folder ends with a checkpoint of the last completed step."""
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> StopReason:
+        """Train to the end (``FINISHED``) or until a stop is requested (the request's reason);
+        either way the run folder ends with a checkpoint of the last completed step."""
         offset = self.load() if resume else None
-        self.metrics = MetricsLog(self.run.metrics, self.dist.main, offset)
+        self.metrics = MetricsLog(self.run.metrics_path, self.dist.main, offset)
         if self.dist.enabled:
             self.ddp = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device] if self.device.type == "cuda" else None
@@ -233,11 +224,14 @@ class Trainer:
         self.progress.stop()
         if self.engine is not None:
             self.engine.check()  # exact budget, zeros, floors; identical masks on every rank
-        return not stopped
+        if not stopped:
+            return StopReason.FINISHED
+        assert self.stop_reason is not None
+        return self.stop_reason
 
     def _should_stop(self, stop_after: int | None) -> bool:
         if stop_after is not None and self.clock.it >= stop_after:
-            self.stop_reason = self.stop_reason or f"--stop-after-steps {stop_after}"
+            self.stop_reason = self.stop_reason or StopReason.STEP_LIMIT
         if not self.dist.enabled:  # decided in Python: no wait for the device
             return self.stop_reason is not None
         # Ranks agree (a signal may reach them at different steps): every rank stops after
@@ -245,7 +239,7 @@ class Trainer:
         flag = torch.tensor([1.0 if self.stop_reason else 0.0], device=self.device)
         stop = float(distributed.all_sum(flag)) > 0
         if stop and self.stop_reason is None:
-            self.stop_reason = "another process stopped"
+            self.stop_reason = StopReason.PEER
         return stop
 
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -315,34 +309,23 @@ class Trainer:
                 }
             )
         if self.data.val is not None and c.epoch % self.cfg.eval_every == 0:
-            loss, acc = self.evaluate(self.model, self.data.val)
+            result = self.evaluate(self.model, self.data.val)
             record = {
                 "kind": "eval",
                 "split": "val",
                 "step": c.it,
                 "epoch": c.epoch,
-                "loss": loss,
-                "acc": acc,
+                "loss": result.loss,
+                "acc": result.accuracy,
             }
             self.metrics.write(record)
-            self.progress.message(f"epoch {c.epoch}: val loss {loss:.4f}, val acc {acc:.2%}")
+            self.progress.message(
+                f"epoch {c.epoch}: val loss {result.loss:.4f}, val acc {result.accuracy:.2%}"
+            )
 
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, loader: Any) -> tuple[float, float]:
-        """Mean loss and accuracy of ``model`` over a loader, summed across ranks."""
-        was_training = model.training
-        model.eval()
-        totals = torch.zeros(3, dtype=torch.float64, device=self.device)
-        for x, y in loader.epoch(0):
-            x = self.layout(x.to(self.device))
-            y = y.to(self.device)
-            out = model(x).float()
-            totals[0] += nn.functional.cross_entropy(out, y, reduction="sum").double()
-            totals[1] += (out.argmax(1) == y).sum()
-            totals[2] += y.numel()
-        model.train(was_training)
-        loss, correct, count = distributed.all_sum(totals).tolist()
-        return loss / max(count, 1), correct / max(count, 1)
+    def evaluate(self, model: nn.Module, loader: Any) -> Evaluation:
+        """``chase.train.evaluate`` on this run's device and memory layout."""
+        return evaluate(model, loader, self.device, self.layout)
 
 
 def _seed_everything(seed: int) -> None:

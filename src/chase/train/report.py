@@ -15,7 +15,7 @@ from torch import nn
 
 import chase
 from chase.files import atomic_write_text
-from chase.metrics import benchmark, engine_flops
+from chase.metrics import benchmark, engine_flops, param_counts
 from chase.metrics.speed import json_rows
 from chase.structure import SlimSpec, recalibrate_bn
 from chase.structure import save_slim as save_slim_spec
@@ -31,7 +31,7 @@ def finish(trainer: Trainer) -> dict[str, Any]:
     cfg, model, engine, data = trainer.cfg, trainer.model, trainer.engine, trainer.data
     model.eval()
     trainer.progress.message("evaluating the masked model on the test set")
-    loss_masked, acc_masked = trainer.evaluate(model, data.test)
+    masked = trainer.evaluate(model, data.test)
     slim = _slim(model, engine)
     x_test = trainer.layout(next(iter(data.test.epoch(0)))[0][:8].to(trainer.device))
     with torch.no_grad():
@@ -41,15 +41,15 @@ def finish(trainer: Trainer) -> dict[str, Any]:
         batches = (trainer.layout(x.to(trainer.device)) for x, _ in data.train.epoch(0))
         recalibrate_bn(slim, batches, steps=cfg.recalibrate_bn_steps, device=trainer.device)
         _average_bn_over_ranks(slim)
-    loss, acc = trainer.evaluate(slim, data.test)
+    result = trainer.evaluate(slim, data.test)
     report: dict[str, Any] = {
         "method": cfg.method,
         "model": cfg.model,
         "dataset": data.name,
-        "test_accuracy": acc,
-        "test_loss": loss,
-        "test_accuracy_masked": acc_masked,
-        "test_loss_masked": loss_masked,
+        "test_accuracy": result.accuracy,
+        "test_loss": result.loss,
+        "test_accuracy_masked": masked.accuracy,
+        "test_loss_masked": masked.loss,
         "equivalence_max_abs_diff": diff,
         "steps": trainer.clock.it,
         "epochs": cfg.epochs,
@@ -106,25 +106,14 @@ def _flops_and_params(trainer: Trainer, slim: nn.Module) -> dict[str, Any]:
     engine = trainer.engine
     rep, train = engine_flops(trainer.model, engine, slim, trainer.example_inputs(1), trainer.total)
     assert train is not None  # a run has at least one step
-    params_slim = sum(p.numel() for p in slim.parameters())
     slim_masks = chase.slim_masks(engine) if engine is not None and engine.groups else {}
-    masked_out = sum(int((~m).sum()) for m in slim_masks.values())
-    dense, gpu = rep.dense_flops, rep.gpu_flops
-    assert gpu is not None  # engine_flops passes the slim model's costs
+    params_slim, params_slim_nonzero = param_counts(slim, slim_masks)
     return {
         "params_dense": rep.params_dense,
+        "params_nonzero": rep.params_nonzero,
         "params_slim": params_slim,
-        "params_nonzero": params_slim - masked_out,
-        "flops": {
-            "dense": dense,
-            "sparse": rep.sparse_flops,
-            "gpu_supported": gpu,
-            "train": train.train_flops_per_example,
-            "train_dense": train.dense_train_flops_per_example,
-            "sparse_ratio": rep.sparse_flops / dense,
-            "gpu_supported_ratio": gpu / dense,
-            "train_ratio": train.ratio,
-        },
+        "params_slim_nonzero": params_slim_nonzero,
+        "flops": {**rep.flops_dict(), **train.flops_dict()},
     }
 
 
@@ -146,9 +135,9 @@ def _save(trainer: Trainer, slim: nn.Module, report: dict[str, Any]) -> None:
     run, engine = trainer.run, trainer.engine
     extra = {"test_accuracy": report["test_accuracy"], "method": report["method"]}
     if engine is not None and engine.groups is not None:
-        chase.save_slim(run.slim, trainer.model, engine, arch=trainer.arch, extra=extra)
+        chase.save_slim(run.slim_path, trainer.model, engine, arch=trainer.arch, extra=extra)
         channels = engine.channel_report()
-        atomic_write_text(run.channels, json.dumps(channels))
+        atomic_write_text(run.channels_path, json.dumps(channels))
     else:
-        save_slim_spec(run.slim, slim, SlimSpec({}, {}), arch=trainer.arch, extra=extra)
-    atomic_write_text(run.report, json.dumps(report, indent=2))
+        save_slim_spec(run.slim_path, slim, SlimSpec({}, {}), arch=trainer.arch, extra=extra)
+    atomic_write_text(run.report_path, json.dumps(report, indent=2))

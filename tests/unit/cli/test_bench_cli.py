@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import chase
-from chase.cli.runs import fresh_model, prune_channels
+from chase.data.synthetic import example_batch
+from chase.metrics.fresh import fresh_model
 
 ROW_KEYS = {
     "batch_size", "dense_ms", "slim_ms", "speedup", "flops_ratio", "efficiency",
@@ -70,7 +71,7 @@ def test_table_output(cli) -> None:
 
 def test_round_to_keeps_widths_multiples() -> None:
     model, shape = fresh_model("vgg11", "cifar10")
-    engine = prune_channels(model, shape.input_shape, 0.4, round_to=8)
+    engine = chase.prune_channels_once(model, example_batch(shape.input_shape, 2), 0.4, round_to=8)
     slim = chase.slim(model, engine)
     widths = [m.out_channels for m in slim.modules() if isinstance(m, torch.nn.Conv2d)]
     assert all(w % 8 == 0 for w in widths)

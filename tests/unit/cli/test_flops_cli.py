@@ -12,10 +12,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from chase.models import create_model
 
-KEYS = {
-    "dense_flops", "sparse_flops", "sparse_ratio", "gpu_supported_flops", "gpu_supported_ratio",
-    "params_dense", "params_nonzero", "per_layer",
-}  # fmt: skip
+KEYS = {"flops", "params_dense", "params_nonzero", "per_layer"}
+FLOPS = {"dense", "sparse", "sparse_ratio", "gpu_supported", "gpu_supported_ratio"}
+TRAIN = {"train", "train_dense", "train_ratio"}
 
 
 def flops_json(cli, *args: object) -> dict:
@@ -26,15 +25,15 @@ def flops_json(cli, *args: object) -> dict:
 
 def test_model_json_keys_and_values(cli) -> None:
     d = flops_json(cli, "--model", "cifar_resnet20", "--dataset", "cifar10", "--density", "0.2")
-    assert set(d) == KEYS
-    layers = d["per_layer"]
+    assert set(d) == KEYS and set(d["flops"]) == FLOPS
+    layers, f = d["per_layer"], d["flops"]
     assert all(set(row) == {"name", "dense_flops", "density", "sparse_flops"} for row in layers)
-    assert d["sparse_flops"] == pytest.approx(sum(r["sparse_flops"] for r in layers), rel=1e-12)
+    assert f["sparse"] == pytest.approx(sum(r["sparse_flops"] for r in layers), rel=1e-12)
     independent = sum(r["dense_flops"] * r["density"] for r in layers)
-    assert d["sparse_flops"] == pytest.approx(independent, rel=1e-9)
-    assert d["dense_flops"] == sum(r["dense_flops"] for r in layers)
-    assert 0 < d["sparse_ratio"] < 1 and 0 < d["gpu_supported_ratio"] <= 1
-    assert d["gpu_supported_flops"] == d["dense_flops"]  # no channel is removed at init
+    assert f["sparse"] == pytest.approx(independent, rel=1e-9)
+    assert f["dense"] == sum(r["dense_flops"] for r in layers)
+    assert 0 < f["sparse_ratio"] < 1 and 0 < f["gpu_supported_ratio"] <= 1
+    assert f["gpu_supported"] == f["dense"]  # no channel is removed at init
     assert 0 < d["params_nonzero"] < d["params_dense"]
     model = create_model("cifar_resnet20", num_classes=10)
     assert d["params_dense"] == sum(p.numel() for p in model.parameters())
@@ -46,7 +45,7 @@ def test_dense_flops_match_torch_flop_counter(cli, name: str) -> None:
     model = create_model(name, num_classes=10).eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.randn(1, 3, 32, 32))
-    assert d["dense_flops"] == pytest.approx(counter.get_total_flops(), rel=0.01)
+    assert d["flops"]["dense"] == pytest.approx(counter.get_total_flops(), rel=0.01)
 
 
 def test_allocations_and_keep_dense(cli) -> None:
@@ -55,19 +54,20 @@ def test_allocations_and_keep_dense(cli) -> None:
     kept = flops_json(cli, "--model", "vgg11", "--density", "0.3", "--keep-dense", "first,last")
     layers = kept["per_layer"]
     assert layers[0]["density"] == 1.0 and layers[-1]["density"] == 1.0
-    assert 0 < kept["sparse_ratio"] < 1
+    assert 0 < kept["flops"]["sparse_ratio"] < 1
 
 
 def test_run_json_matches_the_run_report(cli, run_dir: Path) -> None:
     d = flops_json(cli, run_dir)
-    assert set(d) == KEYS | {"train_flops_ratio"}
-    assert 0 < d["train_flops_ratio"] < 1
-    report = json.loads((run_dir / "report.json").read_text())["flops"]
-    assert d["dense_flops"] == report["dense"]
-    assert d["sparse_flops"] == pytest.approx(report["sparse"])
-    assert d["gpu_supported_flops"] == report["gpu_supported"]
-    assert d["gpu_supported_ratio"] < 1  # channels were removed
-    assert d["train_flops_ratio"] == pytest.approx(report["train_ratio"])
+    assert set(d) == KEYS | {"params_slim", "params_slim_nonzero"}
+    assert set(d["flops"]) == FLOPS | TRAIN
+    report = json.loads((run_dir / "report.json").read_text())
+    assert 0 < d["flops"]["train_ratio"] < 1
+    assert d["flops"] == pytest.approx(report["flops"])  # one vocabulary, the same numbers
+    assert d["flops"]["gpu_supported_ratio"] < 1  # channels were removed
+    for key in ("params_dense", "params_nonzero", "params_slim", "params_slim_nonzero"):
+        assert d[key] == report[key], key
+    assert report["params_slim_nonzero"] < report["params_nonzero"]  # removed biases and norms
 
 
 def test_unfinished_run_slims_from_the_checkpoint(cli, run_dir: Path, tmp_path: Path) -> None:

@@ -11,11 +11,10 @@ import torch
 
 from chase.cli.main import main
 from chase.cli.reference import parse, resolve, to_sets
-from chase.cli.reference_flags import CIFAR, IMAGENET, SCRIPTS
-from chase.cli.reference_map import translate
 from chase.errors import ConfigError
 from chase.train.config import RunConfig
 from chase.train.presets import preset
+from chase.train.reference import CIFAR, IMAGENET, SCRIPTS, translate
 from chase.train.sources import deep_merge, parse_assignment
 
 # Pasted from their README (github.com/luuyin/chase), minus the launcher lines.

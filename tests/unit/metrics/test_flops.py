@@ -342,8 +342,10 @@ def test_slim_flops_equal_dense_flops_of_narrow_architecture() -> None:
     gpu = gpu_supported_flops(slim, x)
     assert gpu == total_flops(layer_costs(vgg((6, 16, 40)), x))
     report = flops_report(layer_costs(wide, x), slim_costs=layer_costs(slim, x))
-    assert report.gpu_flops == gpu
-    assert report.gpu_ratio == pytest.approx(gpu / total_flops(layer_costs(wide, x)))
+    assert report.gpu_supported_flops == gpu
+    ratio = gpu / total_flops(layer_costs(wide, x))
+    assert report.gpu_supported_ratio == pytest.approx(ratio)
+    assert report.flops_dict()["gpu_supported_ratio"] == pytest.approx(ratio)
 
 
 def test_sparse_flops_same_on_masked_and_slim_model() -> None:

@@ -34,9 +34,10 @@ def test_existing_run_is_refused_without_overwrite(tmp_path):
 
 def test_every_run_file_the_trainer_writes_is_listed():
     run = RunDir("r")
-    written = {run.config, run.metrics, run.slim, run.report, run.channels}
+    written = {run.config_path, run.metrics_path, run.slim_path, run.report_path}
+    written.add(run.channels_path)
     assert {p.name for p in written} == set(RUN_FILES)
-    assert run.checkpoint.parent.name in RUN_DIRS
+    assert run.checkpoint_path.parent.name in RUN_DIRS
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])  # neither gives mkstemp's 0o600

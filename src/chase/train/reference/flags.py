@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-RULE = "rule"  #: read by the mapping rules in ``chase.cli.reference_map``
+RULE = "rule"  #: read by the mapping rules in ``chase.train.reference.mapping``
 NONE = "none"  #: accepted, changes nothing here (named in the note when given)
 ONLY = "only"  #: no effect at the values in ``Flag.allowed``; any other value is an error
 REJECT = "reject"  #: a different job (evaluate, resume their checkpoint, profile): an error

@@ -1,4 +1,5 @@
-"""Map the flags of the authors' scripts onto a partial ``RunConfig`` (plain nested dict).
+"""Map the flags of the authors' scripts onto a partial ``RunConfig`` (plain nested dict): one
+more layer of settings, between a preset and ``--config`` (``chase.train.run.Sources``).
 
 Every flag counts, given or not: one left out takes its default in their script, so it takes
 the same default here. The rules follow what their code does with each value (read in
@@ -12,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from chase.cli.reference_flags import CIFAR, NONE, ONLY, REJECT, RULE, Script
 from chase.errors import ConfigError
+from chase.train.reference.flags import CIFAR, NONE, ONLY, REJECT, RULE, Script
 from chase.train.sources import put
 
 #: their channel events fire when (t + HALF) % ΔT == 0; HALF is 1000/2, hard-coded for CIFAR
@@ -48,7 +49,23 @@ def translate(script: Script, given: dict[str, Any], procs: int = 1) -> Translat
         for f in script.flags
         if f.dest in given and (f.dest in ignored or f.effect in (NONE, ONLY))
     ]
+    _model_structure(cfg)
     return out
+
+
+def _model_structure(cfg: dict[str, Any]) -> None:
+    """Our registry name for their model, and what their channel pruner never touches: their
+    VGG's prunable list (``layer2split``) leaves out the last conv, which feeds the classifier."""
+    from torch import nn
+
+    from chase.models import create_model
+    from chase.models.registry import resolve_name
+
+    name = resolve_name(cfg["model"])
+    cfg["model"] = name
+    if cfg.get("method") == "chase" and name.startswith("vgg"):
+        convs = [n for n, m in create_model(name).named_modules() if isinstance(m, nn.Conv2d)]
+        put(cfg, "sparsity.channels.exclude", convs[-1:])
 
 
 def _plain_flags(script: Script, v: dict[str, Any], cfg: dict[str, Any]) -> None:
