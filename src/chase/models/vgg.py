@@ -4,6 +4,8 @@ Stacks of conv3x3-BN-ReLU separated by 2x2 max-pools, the configurations of Simo
 Zisserman with the final max-pool dropped (the "network slimming" CIFAR variant that the Chase
 reference code trains), then global average pooling and one Linear. Four pools make any input
 of 16 pixels or more work: 32x32 CIFAR (2x2 before pooling) and 28x28 Fashion-MNIST alike.
+``width`` multiplies every conv width (rounded, at least 1): ``vgg11(width=0.5)`` costs a
+quarter of VGG-11's FLOPs, small enough for CPU studies; the default 1.0 is the paper's model.
 """
 
 from __future__ import annotations
@@ -46,8 +48,17 @@ def make_features(cfg: list[int | str], in_channels: int) -> nn.Sequential:
 class VGG(nn.Module):
     """VGG trunk ``features``, global average pool, Linear ``classifier``."""
 
-    def __init__(self, cfg: list[int | str], num_classes: int = 10, in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        cfg: list[int | str],
+        num_classes: int = 10,
+        in_channels: int = 3,
+        width: float = 1.0,
+    ) -> None:
         super().__init__()
+        if width <= 0:
+            raise ValueError(f"width must be > 0, got {width}")
+        cfg = [c if c == "M" else max(1, round(int(c) * width)) for c in cfg]
         self.features = make_features(cfg, in_channels)
         last = [c for c in cfg if c != "M"][-1]
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -143,6 +143,21 @@ def test_small_cnn_compute_and_width() -> None:
     assert widths == [16, 32, 64, 128]
 
 
+def test_vgg_width_scales_every_conv_and_defaults_to_the_paper_model() -> None:
+    torch.manual_seed(0)
+    plain = create_model("vgg11", in_channels=1)
+    torch.manual_seed(0)
+    same = create_model("vgg11", in_channels=1, width=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(),
+                                                  same.state_dict().values()))  # fmt: skip
+    half = create_model("vgg11", in_channels=1, width=0.5)
+    widths = [m.out_channels for m in half.modules() if isinstance(m, nn.Conv2d)]
+    assert widths == [32, 64, 128, 128, 256, 256, 256, 256]
+    assert half(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match="width"):
+        create_model("vgg11", width=0)
+
+
 def test_mobilenetv2_structure() -> None:
     model = create_model("mobilenetv2", num_classes=1000)
     depthwise = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
