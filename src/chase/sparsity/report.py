@@ -73,3 +73,57 @@ def channel_report(
         "amenable_fraction": amenable_total / live_total if live_total else 0.0,
         "groups": out_groups,
     }
+
+
+#: Quantiles of relative channel density and UMM kept per group in ``amenable_summary``.
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+def amenable_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """A compact view of a ``channel_report`` for logging during training.
+
+    Overall and per group: live and amenable channels and their fraction, and the 10th, 50th
+    and 90th percentiles of the live channels' density relative to their group's density
+    (``density_rel``; 1.0 = as dense as the layer, amenable below ``ratio``) and of their UMM
+    relative to the group's mean live UMM (``umm_rel``). Groups without live channels are left
+    out.
+    """
+    groups: dict[str, Any] = {}
+    all_density: list[float] = []
+    all_umm: list[float] = []
+    for name, g in report["groups"].items():
+        live = [i for i, a in enumerate(g["alive"]) if a]
+        if not live:
+            continue
+        density = _relative([g["channel_density"][i] for i in live], g["density"])
+        umms = [g["channel_umm"][i] for i in live]
+        umm = _relative(umms, sum(umms) / len(umms))
+        all_density += density
+        all_umm += umm
+        groups[name] = {
+            "live": g["live"],
+            "amenable": g["amenable"],
+            "fraction": g["amenable"] / g["live"],
+            "density_rel": _quantiles(density),
+            "umm_rel": _quantiles(umm),
+        }
+    return {
+        "ratio": report["ratio"],
+        "live": report["live"],
+        "amenable": report["amenable"],
+        "fraction": report["amenable_fraction"],
+        "density_rel": _quantiles(all_density),
+        "umm_rel": _quantiles(all_umm),
+        "groups": groups,
+    }
+
+
+def _relative(values: list[float], mean: float) -> list[float]:
+    return [v / mean if mean > 0 else 0.0 for v in values]
+
+
+def _quantiles(values: list[float]) -> list[float]:
+    if not values:
+        return []
+    q = torch.quantile(torch.tensor(values, dtype=torch.float64), torch.tensor(QUANTILES).double())
+    return [round(float(v), 4) for v in q]

@@ -212,6 +212,7 @@ class RunConfig:
     eval_every: int = 1
     log_every: int = 20
     checkpoint_every: int = 500
+    amenable_every: int = 500  # steps between `amenable` records in metrics.jsonl; 0: none
     recalibrate_bn_steps: int | None = 50
     bench: BenchConfig = field(default_factory=BenchConfig)
 
@@ -243,6 +244,7 @@ class RunConfig:
             check(isinstance(getattr(self, key), cls), key, value, "a mapping of settings")
         for key in ("eval_every", "log_every", "checkpoint_every"):
             check_int(key, getattr(self, key), 1)
+        check_int("amenable_every", self.amenable_every, 0)
         check(
             self.recalibrate_bn_steps is None
             or (is_integer(self.recalibrate_bn_steps) and self.recalibrate_bn_steps >= 0),

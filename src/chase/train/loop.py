@@ -19,6 +19,7 @@ from chase.data import DataBundle, build_data
 from chase.data.synthetic import example_batch
 from chase.errors import CheckpointError, ConfigError
 from chase.sparsity.engine import SparsityEngine
+from chase.sparsity.report import amenable_summary
 from chase.train import distributed
 from chase.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from chase.train.config import RunConfig, steps_for
@@ -203,6 +204,8 @@ class Trainer:
         self.progress.start(self.total, c.it, "train")
         began = time.perf_counter() - c.seconds
         stopped = False
+        if c.it == 0:
+            self._log_amenable()
         while c.it < self.total and not stopped:
             for x, y in self.data.train.epoch(c.epoch, start=c.position):
                 self._step(x, y)
@@ -211,6 +214,7 @@ class Trainer:
                 c.seconds = time.perf_counter() - began
                 if c.it % self.cfg.log_every == 0 or c.it == self.total:
                     self._log_train()
+                self._log_amenable()
                 if c.it >= self.total:
                     break
                 if self._should_stop(stop_after):
@@ -293,10 +297,25 @@ class Trainer:
             out["channel_sparsity"] = s["channels"]["sparsity"]
         return out
 
+    def _log_amenable(self, epoch_end: bool = False) -> None:
+        """An ``amenable`` record (``amenable_summary`` of the engine's channel report) every
+        ``amenable_every`` steps, at step 0 and at each epoch end, once per step; 0: never."""
+        k, c, engine = self.cfg.amenable_every, self.clock, self.engine
+        if k <= 0 or engine is None or engine.groups is None or not self.dist.main:
+            return
+        if (c.it % k == 0) == epoch_end:  # epoch ends on a multiple of k are logged already
+            return
+        record = {"kind": "amenable", "step": c.it,
+                  "epoch": c.epoch + c.position / self.steps_per_epoch}  # fmt: skip
+        record.update(amenable_summary(engine.channel_report()))
+        assert self.metrics is not None
+        self.metrics.write(record)
+
     def _end_epoch(self) -> None:
         c = self.clock
         c.epoch += 1
         c.position = 0
+        self._log_amenable(epoch_end=True)
         assert self.metrics is not None
         if self.engine is not None and self.engine.channels is not None:
             groups = self.engine.summary()["channels"]["groups"]
