@@ -22,6 +22,7 @@ BAD = {
     "eval_every": [0, 1.5, True],
     "log_every": [0, "20"],
     "checkpoint_every": [-5, False],
+    "amenable_every": [-1, 2.5, True, "500"],
     "recalibrate_bn_steps": [-3, 2.5, "all", True],
     "sparsity": [5, None],
     "data": [5, None, [1]],
