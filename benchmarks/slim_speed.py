@@ -41,7 +41,7 @@ def measure(
         for row in benchmark(
             dense, slim, input_shape=shape.input_shape, batch_sizes=args.batch_sizes,
             device=args.device, channels_last=args.channels_last, compile=args.compile,
-            fuse_bn=args.fuse_bn, warmup=args.warmup, repeats=args.repeats,
+            fuse_bn=args.fuse_bn, amp=args.amp, warmup=args.warmup, repeats=args.repeats,
             min_time_s=args.min_time,
         ):  # fmt: skip
             row.update(model=model_name, sparsity=sparsity, achieved=achieved, round_to=round_to)
@@ -95,6 +95,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--fuse-bn", action="store_true", help="fold BatchNorm into convs first")
+    p.add_argument("--amp", choices=("none", "bf16"), default="none",
+                   help="bf16: both forwards under torch.autocast to bfloat16")  # fmt: skip
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--min-time", type=float, default=0.0, help="seconds per timing, at least")

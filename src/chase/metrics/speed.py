@@ -148,6 +148,22 @@ def _first_call(fn: Callable[..., Any], x: torch.Tensor, which: str) -> None:
         ) from exc
 
 
+AMP = ("none", "bf16")
+
+
+def _under_amp(fn: Callable[..., Any], device: torch.device, amp: str) -> Callable[..., Any]:
+    """``fn`` called inside ``torch.autocast`` to bfloat16 (``amp="bf16"``), as the trainer's
+    ``amp: bf16`` runs its forward passes; ``"none"`` leaves it in float32."""
+    if amp == "none":
+        return fn
+
+    def call(*args: Any) -> Any:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return fn(*args)
+
+    return call
+
+
 def _make_input(
     batch: int, input_shape: Sequence[int], device: torch.device, channels_last: bool
 ) -> torch.Tensor:
@@ -172,6 +188,7 @@ def benchmark(
     channels_last: bool = False,
     compile: bool = False,
     fuse_bn: bool = False,
+    amp: str = "none",
     warmup: int = 10,
     repeats: int = 30,
     min_time_s: float = 0.0,
@@ -183,18 +200,22 @@ def benchmark(
     run under ``torch.inference_mode`` with the same random input. ``speedup`` = dense_ms /
     slim_ms (medians); ``flops_ratio`` = dense FLOPs / slim FLOPs, the physical limit of the
     speedup; ``efficiency`` = speedup / flops_ratio (1.0 = the whole FLOPs saving is realised).
+    ``amp="bf16"`` runs both forwards under ``torch.autocast`` to bfloat16 (CPU and CUDA).
     """
     dev = torch.device(device)
     if channels_last and len(input_shape) != 3:
         raise ValueError(f"channels_last needs input_shape (C, H, W); got {tuple(input_shape)}")
     if not batch_sizes or any(b < 1 for b in batch_sizes):
         raise ValueError(f"batch_sizes = {tuple(batch_sizes)}: need positive batch sizes")
+    if amp not in AMP:
+        raise ValueError(f"amp = {amp!r} is not allowed: one of {', '.join(AMP)}")
     sync = functools.partial(torch.cuda.synchronize, dev) if dev.type == "cuda" else None
     timer = functools.partial(
         time_fn, warmup=warmup, repeats=repeats, clock=clock, sync=sync, min_time_s=min_time_s
     )
     dense, dense_fn = _prepare(model_dense, dev, channels_last, compile, fuse_bn)
     slim, slim_fn = _prepare(model_slim, dev, channels_last, compile, fuse_bn)
+    dense_fn, slim_fn = _under_amp(dense_fn, dev, amp), _under_amp(slim_fn, dev, amp)
     dense_flops, slim_flops = _flops_pair(dense, slim, input_shape, dev)
     flops_ratio = _div(dense_flops, slim_flops)
     rows = []
@@ -208,7 +229,7 @@ def benchmark(
             t_slim = timer(functools.partial(slim_fn, x))
             row = _row(batch, t_dense, t_slim, dense_flops, slim_flops)
             row.update(device=str(dev), channels_last=channels_last, compile=compile,
-                       fuse_bn=fuse_bn)  # fmt: skip
+                       fuse_bn=fuse_bn, amp=amp)  # fmt: skip
             row.update(flops_ratio=flops_ratio, efficiency=_div(row["speedup"], flops_ratio))
             log.info(
                 "batch %d: dense %.3f ms, slim %.3f ms", batch, t_dense.median_ms, t_slim.median_ms

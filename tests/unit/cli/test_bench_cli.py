@@ -17,7 +17,7 @@ ROW_KEYS = {
     "batch_size", "dense_ms", "slim_ms", "speedup", "flops_ratio", "efficiency",
     "dense_ms_p10", "dense_ms_p90", "slim_ms_p10", "slim_ms_p90", "dense_ms_min", "slim_ms_min",
     "throughput_dense", "throughput_slim", "repeats_dense", "repeats_slim", "dense_flops",
-    "slim_flops", "device", "channels_last", "compile", "fuse_bn",
+    "slim_flops", "device", "channels_last", "compile", "fuse_bn", "amp",
 }  # fmt: skip
 FAST = ["--warmup", "1", "--repeats", "2", "--json"]
 

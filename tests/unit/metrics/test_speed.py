@@ -178,7 +178,7 @@ def test_benchmark_real_run_keys_and_types() -> None:
         "batch_size", "dense_ms", "slim_ms", "speedup", "dense_ms_p10", "dense_ms_p90",
         "slim_ms_p10", "slim_ms_p90", "dense_ms_min", "slim_ms_min", "throughput_dense",
         "throughput_slim", "repeats_dense", "repeats_slim", "dense_flops", "slim_flops",
-        "flops_ratio", "efficiency", "device", "channels_last", "compile", "fuse_bn",
+        "flops_ratio", "efficiency", "device", "channels_last", "compile", "fuse_bn", "amp",
     }  # fmt: skip
     (row,) = rows
     assert set(row) == expected_keys
@@ -229,6 +229,23 @@ def test_benchmark_channels_last() -> None:
     assert seen and all(seen[1:])  # seen[0] is the FLOPs pass on a plain input
     with pytest.raises(ValueError, match="channels_last"):
         benchmark(dense, slim, input_shape=(3, 5), channels_last=True)
+
+
+def test_benchmark_bf16_runs_both_forwards_under_autocast() -> None:
+    clock = SteppingClock()
+    dense, slim = ticking_pair(clock)
+    seen: list[torch.dtype] = []
+    for model in (dense, slim):
+        model.conv.register_forward_hook(lambda _m, _a, out: seen.append(out.dtype))
+    rows = benchmark(
+        dense, slim, input_shape=(3, 5, 5), batch_sizes=(2,), amp="bf16", warmup=1, repeats=2,
+        clock=clock,
+    )  # fmt: skip
+    assert rows[0]["amp"] == "bf16"
+    assert seen[:2] == [torch.float32, torch.float32]  # the FLOPs passes run in float32
+    assert len(seen) == 2 + 2 * 3 and set(seen[2:]) == {torch.bfloat16}  # 1 warm-up + 2 timed
+    with pytest.raises(ValueError, match="amp"):
+        benchmark(dense, slim, input_shape=(3, 5, 5), amp="fp8")
 
 
 def test_compile_failure_raises_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
