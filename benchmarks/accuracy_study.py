@@ -33,9 +33,10 @@ from chase.train.run import exit_code, run_training
 from chase.train.rundir import RunDir
 
 LOG = "study_log.jsonl"
-#: Wall seconds per run of the ``study`` size, measured on the 2-core development machine
-#: (docs/results.md, "Choosing the size"); the estimate prefers this study's own log.
-MEASURED_S = {"small_cnn": 110.0, "resnet20": 230.0, "vgg11": 110.0}
+#: Wall seconds per run of the ``study`` size on the 2-core development machine when quiet:
+#: 420 steps of 92 / 145 / 107 ms plus the end of the run (docs/decisions.md, "The accuracy
+#: study"). The estimate prefers the mean wall times in this study's own log.
+MEASURED_S = {"small_cnn": 55.0, "resnet20": 80.0, "vgg11": 62.0}
 
 
 def state(run: Run, study_dir: Path, expected: dict[str, Any]) -> str:

@@ -176,8 +176,9 @@ def _model_table(model: str, grid: list[Cell], found: list[Result]) -> str:
              "`flops.train_gpu_supported_ratio` (training on dense kernels with removed "
              "channels gone), `—` where the run's report does not have it. Slim speedup: "
              "`report.json` `speed` rows, dense against slim model at the end of the run on "
-             "the run's device; for `dense` both are the same network, so its row shows the "
-             "timing noise.")  # fmt: skip
+             "the run's device (medians of a few calls, on a machine shared with other "
+             "work); where no channel was removed (dense, unstructured methods, S_c 0) both "
+             "are the same network and the row shows the timing noise.")  # fmt: skip
     return intro + "\n\n" + markdown(head, rows)
 
 
