@@ -70,21 +70,22 @@ fi
 echo "gpu_check.sh: python $py, device $device, results in $out, budget ${budget}s"
 
 # -- one guarded part: a time limit, its exit code and duration in parts.jsonl --------------
+# Its own messages go to stderr (the log), so a part's stdout can be redirected to a file.
 part() {  # part NAME SECONDS COMMAND...
   local name=$1 limit=$2 start rc
   shift 2
   local left=$(( budget - ($(date +%s) - began) ))
   if [ "$left" -lt 20 ]; then
-    echo "== $name: skipped, ${left}s of the budget left"
+    echo "== $name: skipped, ${left}s of the budget left" >&2
     echo "{\"part\": \"$name\", \"exit\": null, \"seconds\": 0, \"skipped\": true}" >> "$work/parts.jsonl"
     return
   fi
   [ "$limit" -gt "$left" ] && limit=$left
-  echo "== $name (at most ${limit}s): $*"
+  echo "== $name (at most ${limit}s): $*" >&2
   start=$(date +%s)
   timeout -k 20 "$limit" "$@"
   rc=$?
-  echo "== $name: exit $rc after $(( $(date +%s) - start ))s"
+  echo "== $name: exit $rc after $(( $(date +%s) - start ))s" >&2
   echo "{\"part\": \"$name\", \"exit\": $rc, \"seconds\": $(( $(date +%s) - start )), \"limit\": $limit}" >> "$work/parts.jsonl"
 }
 
@@ -195,8 +196,9 @@ if [ -n "$data_dir" ] || [ "$smoke" = 1 ]; then
   if compgen -G "$work/study/*/*/report.json" >/dev/null; then
     part study-report 30 "$py" benchmarks/accuracy_study.py --study-dir "$work/study" --report \
       --results "$work/report/results.md"
-    tar -czf "$out/study.tar.gz" -C "$work" study report 2>/dev/null \
-      || tar -czf "$out/study.tar.gz" -C "$work" study
+    # run folders without checkpoints and slim models (report.json, metrics, channels, config)
+    tar -czf "$out/study.tar.gz" --exclude='*.pt' -C "$work" study report 2>/dev/null \
+      || tar -czf "$out/study.tar.gz" --exclude='*.pt' -C "$work" study
   fi
 else
   echo "== accuracy-study: no Fashion-MNIST files (give --data-dir), skipped"
@@ -205,4 +207,4 @@ fi
 "$py" -c 'import json, sys; print(json.dumps([json.loads(l) for l in open(sys.argv[1])], indent=1))' \
   "$work/parts.jsonl" > "$out/parts.json"
 echo "gpu_check.sh: done in $(( $(date +%s) - began ))s; results in $out:"
-ls -l "$out"
+ls "$out"
