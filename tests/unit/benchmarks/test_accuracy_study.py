@@ -145,3 +145,23 @@ def test_cells_average_the_final_numbers_only(tmp_path: Path) -> None:
     assert grid[0].stat("train_gpu_ratio").mean == 1.0  # type: ignore[union-attr]
     assert fmt(acc, 100) == "85.00 ± 7.07"
     assert fmt(stat([0.5]), 100, 1, "%") == "50.0%" and fmt(None) == "—"
+
+
+@pytest.mark.slow
+def test_a_tiny_study_runs_resumes_and_writes_its_report(tmp_path: Path) -> None:
+    study, results = tmp_path / "study", tmp_path / "docs" / "results.md"
+    args = ["--study-dir", str(study), "--size", "smoke", "--dataset", "synthetic",
+            "--models", "small_cnn", "--methods", "rigl,chase-sc0.5", "--densities", "0.1",
+            "--seeds", "0"]  # fmt: skip
+    assert accuracy_study.main(args) == 0
+    assert len(accuracy_study.read_log(study)) == 2
+    assert accuracy_study.main(args) == 0  # everything done: nothing runs again
+    assert len(accuracy_study.read_log(study)) == 2
+    assert accuracy_study.main([*args[:2], "--report", "--results", str(results)]) == 0
+    text = results.read_text()
+    for needle in ("## small_cnn", "| rigl | 0.1 | 1 |", "| chase-sc0.5 | 0.1 | 1 |",
+                   "Sparse-amenable channels", "Per layer: small_cnn", "## Protocol"):  # fmt: skip
+        assert needle in text, needle
+    figures = results.parent / "figures"
+    assert (figures / "accuracy_vs_flops.png").is_file()
+    assert (figures / "amenable_small_cnn_rigl_d0.1_density.png").is_file()
