@@ -17,12 +17,12 @@ from typing import Any, TypedDict, cast
 import torch
 from torch import nn
 
-from chase.sparsity.engine import SparsityEngine, unwrap
+from chase.sparsity.engine import MASKABLE, SparsityEngine, unwrap
 
 log = logging.getLogger(__name__)
 
-#: Module types whose weights are costed. Transposed convolutions are not (different formula).
-COSTED_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+#: Module types whose weights are costed: the maskable ones (transposed convs are not).
+COSTED_TYPES: tuple[type[nn.Module], ...] = MASKABLE
 
 #: One trajectory record: (step, {weight FQN: active weight count}).
 TrajectoryRecord = tuple[int, Mapping[str, int]]

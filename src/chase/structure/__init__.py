@@ -5,7 +5,7 @@ slimming, slim checkpoints, export and BatchNorm recalibration.
 """
 
 from chase.structure.bn import fold_batchnorm, recalibrate_bn
-from chase.structure.coupling import describe_groups, discover_groups, layer_kind
+from chase.structure.coupling import describe_groups, discover_groups
 from chase.structure.export import (
     ExportMismatchError,
     check_onnx,
@@ -14,11 +14,14 @@ from chase.structure.export import (
     load_torchscript,
 )
 from chase.structure.io import SlimModel, load_slim, read_slim, save_slim
+from chase.structure.layers import LAYER_KINDS, LayerKind, layer_kind
 from chase.structure.slim import apply_spec, slice_tensor_dict, slim_copy
 from chase.structure.spec import SlimSpec, kept_indices
 
 __all__ = [
+    "LAYER_KINDS",
     "ExportMismatchError",
+    "LayerKind",
     "SlimModel",
     "SlimSpec",
     "apply_spec",

@@ -1,10 +1,11 @@
-"""Physical slimming: resize Conv/Linear/BatchNorm modules to the positions a SlimSpec keeps.
+"""Physical slimming: resize table layers (``chase.structure.layers``) to what a SlimSpec keeps.
 
 This is plain index slicing, not Torch-Pruning's per-layer surgery (see docs/decisions.md):
-every listed tensor is cut with ``index_select`` along each listed axis, and the module
-attributes that describe shapes are made consistent with the new tensors. Parameters keep their
-identity (``param.data`` is replaced), so ``requires_grad``, hooks and any references the
-caller holds stay valid; optimizer state must be cut with ``slice_tensor_dict`` or rebuilt.
+every listed tensor is cut with ``index_select`` along each axis its layer kind allows, and
+the kind's ``resize`` makes the module attributes that describe shapes agree with the new
+tensors. Parameters keep their identity (``param.data`` is replaced), so ``requires_grad``,
+hooks and any references the caller holds stay valid; optimizer state must be cut with
+``slice_tensor_dict`` or rebuilt.
 """
 
 from __future__ import annotations
@@ -17,18 +18,10 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from chase.structure.coupling import layer_kind
+from chase.structure.layers import layer_kind
 from chase.structure.spec import SlimSpec
 
 _log = logging.getLogger(__name__)
-
-#: Axes each supported layer kind may be cut along, per tensor name.
-_AXES: dict[str, dict[str, tuple[int, ...]]] = {
-    "conv": {"weight": (0, 1), "bias": (0,)},
-    "depthwise": {"weight": (0,), "bias": (0,)},
-    "linear": {"weight": (0, 1), "bias": (0,)},
-    "norm": {"weight": (0,), "bias": (0,), "running_mean": (0,), "running_var": (0,)},
-}
 
 
 def _cut(t: torch.Tensor, axes: Mapping[int, torch.Tensor]) -> torch.Tensor:
@@ -61,10 +54,10 @@ def _module_plan(model: nn.Module, spec: SlimSpec) -> dict[str, dict[str, str]]:
 
 def _cut_module(module: nn.Module, module_name: str, names: dict[str, str], spec: SlimSpec) -> None:
     kind = layer_kind(module)
-    allowed = _AXES.get(kind or "", {})
+    allowed = {} if kind is None else kind.cut_axes
     for local, fqn in names.items():
         if any(a not in allowed.get(local, ()) for a in spec.keep[fqn]):
-            what = type(module).__name__ if kind is None else f"{kind} layer"
+            what = type(module).__name__ if kind is None else f"{kind.name} layer"
             raise ValueError(f"cannot cut '{fqn}' along {sorted(spec.keep[fqn])}: {what}")
     originals = {local: getattr(module, local).shape for local in names}
     for local, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
@@ -77,7 +70,8 @@ def _cut_module(module: nn.Module, module_name: str, names: dict[str, str], spec
             axes = spec.keep[names[twin]]
             _log.debug("cutting %s.%s like its twin %s", module_name, local, twin)
         _replace(module, local, t, _cut(t.detach(), axes))
-    _sync_attributes(module, kind)
+    if kind is not None:  # None only when nothing was cut
+        kind.resize(module)
 
 
 def _replace(module: nn.Module, local: str, old: torch.Tensor, new: torch.Tensor) -> None:
@@ -86,22 +80,6 @@ def _replace(module: nn.Module, local: str, old: torch.Tensor, new: torch.Tensor
         old.grad = None
     else:
         setattr(module, local, new.contiguous())
-
-
-def _sync_attributes(module: nn.Module, kind: str | None) -> None:
-    """Make shape attributes agree with the (already cut) tensors."""
-    if isinstance(module, nn.Conv1d | nn.Conv2d):
-        module.out_channels = module.weight.shape[0]
-        if kind == "depthwise":
-            module.in_channels = module.groups = module.weight.shape[0]
-        else:
-            module.in_channels = module.weight.shape[1] * module.groups
-    elif isinstance(module, nn.Linear):
-        module.out_features, module.in_features = module.weight.shape
-    elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-        ref = module.weight if module.weight is not None else module.running_mean
-        assert ref is not None
-        module.num_features = ref.shape[0]
 
 
 def apply_spec(model: nn.Module, spec: SlimSpec) -> nn.Module:

@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 
-import archs
 import chase
 import nets
 from chase import ChannelConfig, SparsityConfig
@@ -182,7 +181,7 @@ def test_summary_and_report():
 
 
 def test_channel_config_errors():
-    case = archs.CASES["resnet20"]
+    case = nets.CASES["resnet20"]
     model = case.build()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     cfg = SparsityConfig(total_steps=10, channels=ChannelConfig(exclude=["nope.*"]))
