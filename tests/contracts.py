@@ -188,7 +188,9 @@ def updater_seeded(updater: str, scope: str) -> None:
     assert any(not torch.equal(runs[0][n], runs[2][n]) for n in runs[0])
 
 
-def _build(updater: str, opt: str, seed: int = 0):
+def build(updater="rigl", scope="global", opt="sgd", seed=0, **kw: Any):
+    """A VGG-style model, its optimizer (Nesterov SGD or AdamW) and an engine updating every
+    4 of 24 steps."""
     torch.manual_seed(1)
     model = nets.vgg_style()
     if opt == "sgd":
@@ -196,7 +198,7 @@ def _build(updater: str, opt: str, seed: int = 0):
     else:
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     cfg = SparsityConfig(
-        density=0.15, updater=updater, scope="global", update_every=4, total_steps=24, seed=seed
+        density=0.15, updater=updater, scope=scope, update_every=4, total_steps=24, seed=seed, **kw
     )
     return model, optimizer, sparsify(model, optimizer, cfg)
 
@@ -204,10 +206,10 @@ def _build(updater: str, opt: str, seed: int = 0):
 def updater_resumes_bit_identically(updater: str, opt: str = "sgd") -> None:
     """Model, optimizer and engine state saved half way (through ``torch.save`` and
     ``weights_only`` loading) and loaded into a fresh engine continue bit for bit."""
-    model, optimizer, engine = _build(updater, opt)
+    model, optimizer, engine = build(updater, opt=opt)
     nets.train_steps(model, optimizer, 24)
 
-    model2, optimizer2, engine2 = _build(updater, opt)
+    model2, optimizer2, engine2 = build(updater, opt=opt)
     nets.train_steps(model2, optimizer2, 12)
     saved = {
         "model": {k: v.clone() for k, v in model2.state_dict().items()},
@@ -218,7 +220,7 @@ def updater_resumes_bit_identically(updater: str, opt: str = "sgd") -> None:
     torch.save(saved, buf)
     buf.seek(0)
     saved = torch.load(buf, weights_only=True)
-    model3, optimizer3, engine3 = _build(updater, opt, seed=99)  # fresh, other masks
+    model3, optimizer3, engine3 = build(updater, opt=opt, seed=99)  # fresh, other masks
     model3.load_state_dict(saved["model"])
     optimizer3.load_state_dict(saved["optimizer"])
     engine3.load_state_dict(saved["engine"])

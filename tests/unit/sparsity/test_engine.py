@@ -7,19 +7,7 @@ import nets
 from chase import SparsityConfig, sparsify
 from chase.errors import CheckpointError, ConfigError, InvariantError
 from chase.sparsity import UPDATERS
-
-
-def build(updater="rigl", scope="global", opt="sgd", seed=0, **kw):
-    torch.manual_seed(1)
-    model = nets.vgg_style()
-    if opt == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    cfg = SparsityConfig(
-        density=0.15, updater=updater, scope=scope, update_every=4, total_steps=24, seed=seed, **kw
-    )
-    return model, optimizer, sparsify(model, optimizer, cfg)
+from contracts import build
 
 
 @pytest.mark.parametrize("updater", UPDATERS.names())

@@ -6,23 +6,11 @@ import contracts
 from chase.sparsity import DROP_SCHEDULES
 from chase.sparsity.schedules import decay
 
-NAMES = DROP_SCHEDULES.names()
 
-
-@pytest.mark.parametrize("name", NAMES)
-def test_shape_starts_at_start_and_stays_between_start_and_end(name):
-    contracts.schedule_shape(name)
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_a_decaying_schedule_needs_the_run_length(name):
-    contracts.schedule_horizon_rule(name)
-
-
-@pytest.mark.parametrize("scope", contracts.SCOPES)
-@pytest.mark.parametrize("name", NAMES)
-def test_a_run_with_the_schedule_keeps_the_budget(name, scope):
-    contracts.updater_budget_exact_and_masked_state_zero("rigl", scope, drop_schedule=name)
+@pytest.mark.parametrize("name", DROP_SCHEDULES.names())
+def test_every_schedule_keeps_the_contract(name):
+    """Its shape, its need of the run length, and runs with it keep the budget."""
+    contracts.check_schedule(name)
 
 
 def test_builtin_values():
