@@ -5,7 +5,7 @@ Sources merge in this order, later ones winning: defaults < preset < YAML file (
 ``dst_end``, ``mest_end``, ``channels.every/end/offset``) accept an integer number of optimizer
 steps or a string such as ``"130ep"`` (epochs), resolved once the data size is known.
 
-**``method`` and the ``sparsity`` section** (one rule, :func:`engine_config`):
+**``method`` and the ``sparsity`` section** (one rule, :func:`_engine_config`):
 
 - ``dense``: no sparsity engine; the section is still checked, and otherwise unused.
 - ``chase``: dynamic sparse training with ``sparsity.updater`` (default ``mest``) plus the
@@ -282,7 +282,7 @@ class RunConfig:
             self.recalibrate_bn_steps,
             "an integer >= 0 (0: no recalibration) or null (one epoch of training batches)",
         )
-        engine_config(self.sparsity, self.method, 100, 100)  # placeholder data size
+        _engine_config(self.sparsity, self.method, 100, 100)  # placeholder data size
 
     # -- conversion --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -294,10 +294,10 @@ class RunConfig:
 
     def sparsity_config(self, steps_per_epoch: int, total_steps: int) -> SparsityConfig | None:
         """The engine's config for this run's method, with epoch values turned into steps."""
-        return engine_config(self.sparsity, self.method, steps_per_epoch, total_steps)
+        return _engine_config(self.sparsity, self.method, steps_per_epoch, total_steps)
 
 
-def engine_config(
+def _engine_config(
     section: Any, method: str, steps_per_epoch: int, total_steps: int
 ) -> SparsityConfig | None:
     """The one reading of a run's ``sparsity`` section: the engine's config for ``method``
