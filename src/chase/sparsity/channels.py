@@ -15,12 +15,13 @@ from typing import Any
 
 import torch
 
+from chase.checks import state_version
 from chase.errors import ConfigError
 from chase.sparsity.config import SparsityConfig
 from chase.sparsity.groups import ChannelGroup
 from chase.sparsity.masks import MaskSet
 from chase.sparsity.schedules import channel_sparsity
-from chase.sparsity.scores import SCORES, ChannelStats, Slot, channel_stats
+from chase.sparsity.scores import SCORES, ChannelStats, channel_stats, producer_slots
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,15 @@ def choose_removals(
 
 
 class ChannelPruner:
-    """Holds the live-channel state of every prunable group and runs channel events."""
+    """Holds the live-channel state of every prunable group and runs channel events.
+
+    ``alive`` (one bool per prunable channel) is the state; ``live`` and the masks' channel
+    restrictions are derived from it: :meth:`resync` rebuilds them after ``alive`` was
+    overwritten (a DDP broadcast), :meth:`check` lists what disagrees.
+    """
+
+    #: layout version of :meth:`state_dict`
+    STATE_VERSION = 1
 
     def __init__(self, config: SparsityConfig, groups: list[ChannelGroup], masks: MaskSet):
         ch = config.channels
@@ -90,7 +99,7 @@ class ChannelPruner:
         self.alive = torch.ones(self.total, dtype=torch.bool)
         self.live = self.total
         self.floors = self._floors()
-        self.slots = self._slots(self.groups)
+        self.slots, _ = producer_slots(self.groups, masks.params)
         self.events: list[dict[str, Any]] = []
 
     # -- setup -------------------------------------------------------------------------------
@@ -131,16 +140,6 @@ class ChannelPruner:
                 m = c if c <= r else max(r, -(-m // r) * r)
             floors.append(m)
         return torch.tensor(floors, dtype=torch.int64)
-
-    def _slots(self, groups: list[ChannelGroup]) -> list[Slot]:
-        slots = []
-        offset = 0
-        for g in groups:
-            for m in g.by_role("producer"):
-                if m.tensor in self.masks.params:
-                    slots.append(Slot(m.tensor, m.axis, m.index, offset))
-            offset += g.size
-        return slots
 
     # -- events ------------------------------------------------------------------------------
     def target(self, t: int) -> int:
@@ -196,7 +195,27 @@ class ChannelPruner:
         if self.live < self.total:
             self._apply(~self.alive)
 
+    def resync(self) -> None:
+        """Rebuild what derives from ``alive`` after it was overwritten in place (a broadcast
+        from rank 0): the live count and the masks' channel restrictions."""
+        self.live = int(self.alive.sum())
+        self.masks.clear_channels()
+        self.replay()
+
+    def check(self) -> list[str]:
+        """Broken invariants of the live-channel state, one sentence each (empty: all hold)."""
+        problems = []
+        if int(self.alive.sum()) != self.live:
+            problems.append("channel pruner's live count disagrees with its keep vector")
+        if bool((self.live_per_group() < torch.minimum(self.floors, self.sizes)).any()):
+            problems.append("a channel group fell below its floor")
+        return problems
+
     # -- reporting ---------------------------------------------------------------------------
+    def live_per_group(self) -> torch.Tensor:
+        """Live channels of every prunable group (int64, in ``groups`` order)."""
+        return torch.bincount(self.gid[self.alive], minlength=len(self.groups))
+
     def keep(self) -> dict[str, torch.Tensor]:
         """Bool keep-vector of every group (unpruned groups included, all True)."""
         out = {g.name: torch.ones(g.size, dtype=torch.bool) for g in self.all_groups}
@@ -205,7 +224,7 @@ class ChannelPruner:
         return out
 
     def summary(self) -> dict[str, Any]:
-        live_g = torch.bincount(self.gid[self.alive], minlength=len(self.groups)).tolist()
+        live_g = self.live_per_group().tolist()
         return {
             "live": self.live,
             "total": self.total,
@@ -217,12 +236,15 @@ class ChannelPruner:
 
     def state_dict(self) -> dict[str, Any]:
         return {
+            "version": self.STATE_VERSION,
             "groups": [[g.name, g.size] for g in self.groups],
             "alive": self.alive.clone(),
             "events": list(self.events),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``alive`` and the event log, and re-apply them to the masks."""
+        state_version(state, (self.STATE_VERSION,), "channel pruner state")
         mine = [[g.name, g.size] for g in self.groups]
         theirs = [list(x) for x in state["groups"]]
         if mine != theirs:
@@ -231,9 +253,8 @@ class ChannelPruner:
                 f"({len(mine)} vs {len(theirs)} groups): was the model or ChannelConfig changed?"
             )
         self.alive = state["alive"].clone().to(torch.bool)
-        self.live = int(self.alive.sum())
         self.events = list(state["events"])
-        self.replay()
+        self.resync()
 
 
 def _match(name: str, pattern: str) -> bool:

@@ -21,18 +21,16 @@ from chase.sparsity.config import SparsityConfig
 from chase.sparsity.groups import ChannelGroup
 from chase.sparsity.masks import MaskSet
 from chase.sparsity.report import channel_report
-from chase.sparsity.schedules import (
-    is_channel_event,
-    is_update_step,
-    mest_density,
-    mest_phase_end,
-)
+from chase.sparsity.schedules import is_channel_event, is_update_step
 from chase.sparsity.selection import top_k_mask
 from chase.sparsity.updaters import Context, Layer, create_updater, rewire
 
 log = logging.getLogger(__name__)
 
+#: Module types whose ``weight`` gets a mask (the one definition; ``chase.sparsity.MASKABLE``).
 MASKABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+#: Layout version of :meth:`SparsityEngine.state_dict`; its ``updater`` and ``channels``
+#: sub-states carry their own (``TopologyUpdater.state_version``, ``ChannelPruner.STATE_VERSION``).
 STATE_VERSION = 1
 
 
@@ -144,7 +142,7 @@ class SparsityEngine:
         if event and self.channels.event(t, self.generator):  # type: ignore[union-attr]
             self._after_channel_event()
             changed = True
-        if is_update_step(self.config, t):
+        if self.updater.rewires and is_update_step(self.config, t):
             self._update(t)
             changed = True
         if changed:
@@ -158,10 +156,7 @@ class SparsityEngine:
                 tensors.append(self.channels.alive)
             distributed.broadcast_bool(tensors)
             if self.channels is not None:
-                self.channels.live = int(self.channels.alive.sum())
-                self.masks.axis_keep.clear()
-                self.masks.param_keep.clear()
-                self.channels.replay()
+                self.channels.resync()
         self.masks.apply(self.optimizer)
         self.trajectory.append((self.step, self.masks.counts()))
 
@@ -202,7 +197,7 @@ class SparsityEngine:
             self.masks.set(name, mask)
         self.update_steps.append(t)
         capacity = sum(lay.capacity for lay in layers) + pinned_active
-        self._ceiling = self._bound(t)
+        self._ceiling = self.updater.ceiling(t, self.budget, self.total)
         self._expected = min(self._ceiling, capacity)
         if capacity < self.budget and not self._warned_capacity:
             self._warned_capacity = True
@@ -214,12 +209,6 @@ class SparsityEngine:
                 capacity,
                 self.budget,
             )
-
-    def _bound(self, t: int) -> int:
-        """Active weights right after an update at step ``t`` (MEST phase A overshoots)."""
-        if self.config.updater == "mest" and t < mest_phase_end(self.config):
-            return max(self.budget, round(mest_density(self.config, t) * self.total))
-        return self.budget
 
     # -- inspection --------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -263,43 +252,23 @@ class SparsityEngine:
 
     def check(self) -> None:
         """Verify every invariant; raise ``InvariantError`` naming each broken one."""
-        problems: list[str] = []
+        problems = self.masks.check()
         counts = self.masks.counts()
         for n, count in zip(self.layers, counts):
-            problems += self._check_layer(n, count)
+            if n in self.pinned and count != self.masks.capacity(n):
+                problems.append(f"{n}: keep_dense layer is not dense")
         active = sum(counts)
         if self._expected is not None and active != self._expected:
             problems.append(f"{active} active weights, expected exactly {self._expected}")
         if active > self._ceiling:
             problems.append(f"{active} active weights exceed the bound {self._ceiling}")
         if self.channels is not None:
-            ch = self.channels
-            if int(ch.alive.sum()) != ch.live:
-                problems.append("channel pruner's live count disagrees with its keep vector")
-            live_g = torch.bincount(ch.gid[ch.alive], minlength=len(ch.groups))
-            if bool((live_g < torch.minimum(ch.floors, ch.sizes)).any()):
-                problems.append("a channel group fell below its floor")
+            problems += self.channels.check()
         tensors = [self.masks[n] for n in self.layers]
         if distributed.mismatched(tensors):
             problems.append("masks differ between ranks")
         if problems:
             raise InvariantError("sparsity engine check failed: " + "; ".join(problems))
-
-    def _check_layer(self, name: str, count: int) -> list[str]:
-        out = []
-        mask = self.masks[name]
-        weight = self.masks.params[name].detach()
-        if mask.dtype != torch.bool or mask.shape != weight.shape:
-            out.append(f"{name}: mask is not a bool tensor of the weight's shape")
-            return out
-        if bool((weight[~mask] != 0).any()):
-            out.append(f"{name}: masked weights are not zero")
-        region = self.masks.region(name)
-        if region is not None and bool((mask & ~region).any()):
-            out.append(f"{name}: active weights inside removed channels")
-        if name in self.pinned and count != self.masks.capacity(name):
-            out.append(f"{name}: keep_dense layer is not dense")
-        return out
 
     # -- checkpointing -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -336,8 +305,7 @@ class SparsityEngine:
         self.targets = dict(state["targets"])
         self._expected = state["expected"]
         self._ceiling = int(state["ceiling"])
-        self.masks.axis_keep.clear()
-        self.masks.param_keep.clear()
+        self.masks.clear_channels()  # the channel pruner re-applies its saved live state
         for n in self.layers:
             self.masks.set(n, state["masks"][n].to(torch.bool))
         self.updater.load_state_dict(state["updater"])

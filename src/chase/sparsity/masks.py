@@ -28,8 +28,8 @@ class MaskSet(Mapping[str, torch.Tensor]):
         self._masks: dict[str, torch.Tensor] = {}
         for name in self.names:
             self.set(name, masks[name])
-        self.axis_keep: dict[str, dict[int, torch.Tensor]] = {}
-        self.param_keep: dict[str, torch.Tensor] = {}
+        self._axis_keep: dict[str, dict[int, torch.Tensor]] = {}
+        self._param_keep: dict[str, torch.Tensor] = {}
 
     def set(self, name: str, mask: torch.Tensor) -> None:
         param = self.params[name]
@@ -49,7 +49,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
     # -- channels --------------------------------------------------------------------------
     def region(self, name: str) -> torch.Tensor | None:
         """Bool tensor broadcastable to ``name``'s shape: positions inside live channels."""
-        keeps = self.axis_keep.get(name)
+        keeps = self._axis_keep.get(name)
         if not keeps:
             return None
         ndim = self.params[name].dim()
@@ -61,10 +61,16 @@ class MaskSet(Mapping[str, torch.Tensor]):
             region = part if region is None else region & part
         return region
 
+    def clear_channels(self) -> None:
+        """Forget every channel restriction (the weight masks stay as they are); the channel
+        pruner re-applies its live state after this (``ChannelPruner.resync``)."""
+        self._axis_keep.clear()
+        self._param_keep.clear()
+
     def restrict(self, name: str, axis: int, keep: torch.Tensor) -> None:
         """AND a keep-vector into ``name``'s ``axis``; removed positions never come back."""
         param = self.params[name]
-        keeps = self.axis_keep.setdefault(name, {})
+        keeps = self._axis_keep.setdefault(name, {})
         current = keeps.get(axis)
         keep = keep.to(param.device)
         keeps[axis] = keep if current is None else current & keep
@@ -73,20 +79,37 @@ class MaskSet(Mapping[str, torch.Tensor]):
         if name in self._masks:
             self._masks[name] = self._masks[name] & region
         else:
-            self.param_keep[name] = region.expand_as(param).clone()
+            self._param_keep[name] = region.expand_as(param).clone()
 
     def capacity(self, name: str) -> int:
         """Number of positions of ``name`` inside live channels."""
         shape = list(self.params[name].shape)
-        for axis, keep in self.axis_keep.get(name, {}).items():
+        for axis, keep in self._axis_keep.get(name, {}).items():
             shape[axis] = int(keep.sum())
         return math.prod(shape)
 
     def live_shape(self, name: str) -> tuple[int, ...]:
         shape = list(self.params[name].shape)
-        for axis, keep in self.axis_keep.get(name, {}).items():
+        for axis, keep in self._axis_keep.get(name, {}).items():
             shape[axis] = int(keep.sum())
         return tuple(shape)
+
+    def check(self) -> list[str]:
+        """Broken invariants of every mask, one sentence each (empty: all hold): a mask that is
+        not a bool tensor of its weight's shape, masked weights that are not zero, active
+        weights inside removed channels."""
+        problems = []
+        for name in self.names:
+            mask, weight = self._masks[name], self.params[name].detach()
+            if mask.dtype != torch.bool or mask.shape != weight.shape:
+                problems.append(f"{name}: mask is not a bool tensor of the weight's shape")
+                continue
+            if bool((weight[~mask] != 0).any()):
+                problems.append(f"{name}: masked weights are not zero")
+            region = self.region(name)
+            if region is not None and bool((mask & ~region).any()):
+                problems.append(f"{name}: active weights inside removed channels")
+        return problems
 
     # -- application ---------------------------------------------------------------------
     def counts(self) -> list[int]:
@@ -102,7 +125,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
         pairs: list[tuple[torch.Tensor, torch.Tensor]] = [
             (self.params[n], self._masks[n]) for n in self.names
         ]
-        pairs += [(self.params[n], k) for n, k in self.param_keep.items()]
+        pairs += [(self.params[n], k) for n, k in self._param_keep.items()]
         if optimizer is not None:
             pairs += self._state_pairs(optimizer, pairs)
         by_device: dict[tuple[torch.device, torch.dtype], list[tuple[torch.Tensor, ...]]] = {}

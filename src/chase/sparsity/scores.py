@@ -8,6 +8,10 @@ weights and the original number of weights (masked zeros included), then:
 - ``mask_mean`` = Σ|W ⊙ M| / active count   (0 for a channel without active weights)
 - ``density``   = active count / original size
 - ``random``    = uniform noise from the engine's generator
+
+A score is a function ``(stats, generator) -> tensor`` registered in :data:`SCORES`; lower
+scores are removed first. ``ChannelStats`` computes UMM and density once for the scores and
+for the channel report (``report.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from chase.registry import Registry
+from chase.sparsity.groups import ChannelGroup
 
 
 @dataclass(frozen=True)
@@ -31,9 +38,37 @@ class Slot:
 
 @dataclass(frozen=True)
 class ChannelStats:
+    """Per-channel Σ|W⊙M|, active count and original size (float64 vectors)."""
+
     abs_sum: torch.Tensor
     active: torch.Tensor
     original: torch.Tensor
+
+    def umm(self) -> torch.Tensor:
+        """Unmasked mean magnitude: Σ|W⊙M| over the original size (masked zeros count)."""
+        return self.abs_sum / self.original.clamp_min(1.0)
+
+    def mask_mean(self) -> torch.Tensor:
+        """Mean magnitude of the active weights (0 for a channel without any)."""
+        return self.abs_sum / self.active.clamp_min(1.0)
+
+    def density(self) -> torch.Tensor:
+        """Fraction of the original positions that are active."""
+        return self.active / self.original.clamp_min(1.0)
+
+
+def producer_slots(
+    groups: Sequence[ChannelGroup], params: Mapping[str, torch.Tensor]
+) -> tuple[list[Slot], int]:
+    """The producer slots of ``groups`` laid end to end on one flat channel axis, and its
+    length; producers that are not among ``params`` are left out."""
+    slots, offset = [], 0
+    for g in groups:
+        for m in g.by_role("producer"):
+            if m.tensor in params:
+                slots.append(Slot(m.tensor, m.axis, m.index, offset))
+        offset += g.size
+    return slots, offset
 
 
 def channel_stats(
@@ -69,28 +104,27 @@ def channel_stats(
     return ChannelStats(abs_sum, active, original)
 
 
-def _umm(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
-    return stats.abs_sum / stats.original.clamp_min(1.0)
-
-
-def _mask_mean(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
-    return stats.abs_sum / stats.active.clamp_min(1.0)
-
-
-def _density(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
-    return stats.active / stats.original.clamp_min(1.0)
-
-
-def _random(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
-    return torch.rand(stats.abs_sum.shape, generator=generator, dtype=torch.float64)
-
-
 ScoreFn = Callable[[ChannelStats, torch.Generator], torch.Tensor]
 
 #: Channel scores by name; lower scores are removed first.
-SCORES: dict[str, ScoreFn] = {
-    "umm": _umm,
-    "mask_mean": _mask_mean,
-    "density": _density,
-    "random": _random,
-}
+SCORES: Registry[ScoreFn] = Registry("channel score")
+
+
+@SCORES.register("umm")
+def _umm(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
+    return stats.umm()
+
+
+@SCORES.register("mask_mean")
+def _mask_mean(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
+    return stats.mask_mean()
+
+
+@SCORES.register("density")
+def _density(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
+    return stats.density()
+
+
+@SCORES.register("random")
+def _random(stats: ChannelStats, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(stats.abs_sum.shape, generator=generator, dtype=torch.float64)

@@ -5,7 +5,8 @@ import pytest
 
 from chase import ChannelConfig
 from chase.errors import ConfigError
-from chase.train.config import RunConfig, check_device
+from chase.sparsity import UPDATERS
+from chase.train.config import METHODS, RunConfig, check_device
 from chase.train.presets import list_presets, preset
 from chase.train.sources import deep_merge, load_yaml, parse_assignment
 
@@ -138,6 +139,65 @@ def test_values_the_method_ignores_are_still_checked():
         RunConfig(method="rigl", sparsity={"updater": "magic"})
     with pytest.raises(ConfigError, match=r"sparsity\.channels"):
         RunConfig(method="chase", sparsity={"channels": 5})
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"density": 1.5}, "sparsity.density = 1.5 is not allowed: a number in (0, 1]"),
+        ({"densty": 0.1}, "unknown setting 'sparsity.densty' (did you mean 'sparsity.density'?)"),
+        (
+            {"channels": {"evry": 3}},
+            "unknown setting 'sparsity.channels.evry' (did you mean 'sparsity.channels.every'?)",
+        ),
+        ({"channels": {"every": 0}}, "sparsity.channels.every = 0 is not allowed"),
+        ({"updater": "rigel"}, "sparsity.updater = 'rigel' is not allowed: a registered updater"),
+        ({"update_every": "3x"}, "sparsity.update_every = '3x' is not allowed"),
+    ],
+)
+@pytest.mark.parametrize("method", ["dense", "rigl", "chase"])
+def test_sparsity_errors_name_run_keys_for_every_method(section, message, method):
+    """One reading of the section: the engine configs name their keys with the run's prefix."""
+    with pytest.raises(ConfigError) as err:
+        RunConfig(method=method, sparsity=section)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_method_names_the_updater_and_only_chase_reads_sparsity_updater_and_channels():
+    section = {"channels": {"sparsity": 0.3}}
+    rigl = RunConfig(method="rigl", sparsity=section).sparsity_config(10, 100)
+    assert rigl is not None and (rigl.updater, rigl.channels) == ("rigl", None)
+    same = RunConfig(method="rigl", sparsity={"updater": "rigl"}).sparsity_config(10, 100)
+    assert same is not None and same.updater == "rigl"
+    chase = RunConfig(method="chase", sparsity=section).sparsity_config(10, 100)
+    assert chase is not None and chase.updater == "mest" and chase.channels is not None
+    assert chase.channels.sparsity == 0.3
+    chase_set = RunConfig(method="chase", sparsity={"updater": "set"}).sparsity_config(10, 100)
+    assert chase_set is not None and chase_set.updater == "set"
+    assert RunConfig(method="dense", sparsity={"updater": "set"}).sparsity_config(10, 100) is None
+    with pytest.raises(ConfigError) as err:
+        RunConfig(method="rigl", sparsity={"updater": "set"})
+    assert str(err.value).startswith(
+        "sparsity.updater = 'set' is not allowed: 'rigl' or absent, since method 'rigl' names "
+        "the updater"
+    )
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_resolves_to_the_engine_its_method_names(name):
+    cfg = RunConfig.from_dict(deep_merge(RunConfig().to_dict(), preset(name)))
+    engine = cfg.sparsity_config(100, 10_000)
+    if cfg.method == "dense":
+        assert engine is None
+    elif cfg.method == "chase":
+        assert engine is not None and engine.channels is not None
+        assert engine.updater == cfg.sparsity.get("updater", "mest")
+    else:
+        assert engine is not None and engine.channels is None and engine.updater == cfg.method
+
+
+def test_methods_are_dense_every_updater_and_chase():
+    assert list(METHODS) == ["dense", *UPDATERS.names(), "chase"]
 
 
 @pytest.mark.parametrize(
