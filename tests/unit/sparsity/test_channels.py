@@ -5,6 +5,7 @@ import torch
 
 import chase
 import contracts
+import nets
 from chase import ChannelConfig, SparsityConfig
 from chase.errors import CheckpointError, ConfigError
 from chase.sparsity.channels import choose_removals
