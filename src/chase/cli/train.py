@@ -9,6 +9,7 @@ from typing import Any
 
 from chase.cli.console import ConsoleProgress, console, report_table
 from chase.errors import ConfigError
+from chase.sparsity import UPDATERS
 
 #: flag → dotted config key (flags win over every other source)
 FLAGS = {
@@ -44,7 +45,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--model", help="model name (registry name or alias)")
     p.add_argument("--dataset", help="cifar10, cifar100, imagenet, fashion-mnist, mnist, synthetic")
     p.add_argument("--data-dir", help="dataset folder")
-    p.add_argument("--method", help="dense, chase, or a topology updater (static, set, rigl, ...)")
+    updaters = ", ".join(UPDATERS.names())
+    p.add_argument("--method", help=f"dense, chase, or a topology updater ({updaters})")
     p.add_argument("--density", type=float, help="fraction of weights kept active (0, 1]")
     p.add_argument(
         "--channel-sparsity",

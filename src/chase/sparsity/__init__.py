@@ -6,7 +6,14 @@ Imports torch only; never imports ``chase.train`` or ``chase.cli``. The registri
 
 from chase.sparsity.allocation import ALLOCATIONS
 from chase.sparsity.config import ChannelConfig, SparsityConfig
-from chase.sparsity.engine import MASKABLE, SparsityEngine, maskable_weights, unwrap
+from chase.sparsity.engine import (
+    MASKABLE,
+    EngineRecord,
+    ShrinkEvent,
+    SparsityEngine,
+    maskable_weights,
+    unwrap,
+)
 from chase.sparsity.groups import ChannelGroup, Member
 from chase.sparsity.masks import MaskSet
 from chase.sparsity.schedules import DROP_SCHEDULES, register_schedule
@@ -21,8 +28,10 @@ __all__ = [
     "UPDATERS",
     "ChannelConfig",
     "ChannelGroup",
+    "EngineRecord",
     "MaskSet",
     "Member",
+    "ShrinkEvent",
     "SparsityConfig",
     "SparsityEngine",
     "TopologyUpdater",

@@ -25,6 +25,10 @@ from chase.sparsity.scores import SCORES, ChannelStats, channel_stats, producer_
 
 log = logging.getLogger(__name__)
 
+#: ``ChannelConfig.exclude`` entry naming the last prunable group in module order (in a VGG
+#: the last conv's output, which feeds the classifier: the paper never prunes it).
+LAST = "last"
+
 
 def choose_removals(
     scores: torch.Tensor,
@@ -99,17 +103,18 @@ class ChannelPruner:
         self.alive = torch.ones(self.total, dtype=torch.bool)
         self.live = self.total
         self.floors = self._floors()
-        self.slots, _ = producer_slots(self.groups, masks.params)
+        self.slots, _ = producer_slots(self.groups, masks)
         self.events: list[dict[str, Any]] = []
 
     # -- setup -------------------------------------------------------------------------------
     def _usable(self, groups: list[ChannelGroup]) -> tuple[list[ChannelGroup], dict[str, str]]:
         ch = self.config.channels
         assert ch is not None
-        used = {pat: False for pat in ch.exclude}
+        patterns = [p for p in ch.exclude if p != LAST]
+        used = {pat: False for pat in patterns}
         keep, skipped = [], {}
         for g in groups:
-            hit = [p for p in ch.exclude if any(_match(m.module, p) for m in g.members)]
+            hit = [p for p in patterns if any(_match(m.module, p) for m in g.members)]
             for p in hit:
                 used[p] = True
             if not g.prunable:
@@ -124,6 +129,10 @@ class ChannelPruner:
                 skipped[g.name] = "a single channel"
             else:
                 keep.append(g)
+        if LAST in ch.exclude and keep:
+            skipped[keep.pop().name] = f"excluded by {LAST!r} (the last prunable group)"
+        elif LAST in ch.exclude:
+            used[LAST] = False
         unused = [p for p, u in used.items() if not u]
         if unused:
             raise ConfigError(f"ChannelConfig.exclude entry {unused[0]!r} matches no layer")
@@ -185,10 +194,18 @@ class ChannelPruner:
                 continue  # running statistics only matter once the channel is sliced away
             if m.tensor not in self.masks.params:
                 raise ConfigError(f"channel group {group.name!r} names unknown tensor {m.tensor}")
-            n = self.masks.params[m.tensor].shape[m.axis]
-            keep = torch.ones(n, dtype=torch.bool)
-            keep[m.index[removed].reshape(-1)] = False
+            positions = self.masks.to_current(m.tensor, m.axis, m.index[removed].reshape(-1))
+            positions = positions[positions >= 0]  # a shrink took the others away already
+            if positions.numel() == 0:
+                continue
+            keep = torch.ones(self.masks.params[m.tensor].shape[m.axis], dtype=torch.bool)
+            keep[positions] = False
             self.masks.restrict(m.tensor, m.axis, keep)
+
+    def rebase(self) -> None:
+        """Map the producer slots onto the mask set's current coordinates (after a shrink);
+        channels keep their original indices everywhere else (reports, ``alive``)."""
+        self.slots, _ = producer_slots(self.groups, self.masks)
 
     def replay(self) -> None:
         """Re-apply the current live state to the masks (after loading a state dict)."""

@@ -46,7 +46,13 @@ class ChannelConfig:
         ``density``, ``random``).
     prune_skip: also prune residual (skip-connection) groups.
     round_to: keep each pruned group's live channel count a multiple of this.
-    exclude: layer names or globs whose channel groups are never pruned.
+    exclude: layer names or globs whose channel groups are never pruned; the word ``last``
+        names the last group (in module order) that would otherwise be pruned (VGG's last conv).
+    shrink: after every channel event that removes channels, remove them physically from the
+        live model, its optimizer state and the engine's state, so the rest of training runs
+        on the narrower model. Off by default in the library (parameter shapes then change
+        under the caller's loop: wrappers such as DDP must be rebuilt, see
+        ``SparsityEngine.on_shrink``); the trainer turns it on for ``method: chase``.
     """
 
     sparsity: float = 0.5
@@ -58,6 +64,7 @@ class ChannelConfig:
     prune_skip: bool = False
     round_to: int = 1
     exclude: tuple[str, ...] = ()
+    shrink: bool = False
     key_prefix: InitVar[str] = "ChannelConfig."
 
     def __post_init__(self, key_prefix: str) -> None:
@@ -73,6 +80,7 @@ class ChannelConfig:
         check_bool(f"{p}prune_skip", self.prune_skip)
         check_int(f"{p}round_to", self.round_to, 1)
         object.__setattr__(self, "exclude", _check_names(f"{p}exclude", self.exclude))
+        check_bool(f"{p}shrink", self.shrink)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "ChannelConfig.") -> ChannelConfig:

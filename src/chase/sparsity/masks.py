@@ -14,22 +14,29 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import nn
 
+Layout = dict[str, dict[int, torch.Tensor]]
+
 
 class MaskSet(Mapping[str, torch.Tensor]):
     """Masks keyed by parameter FQN (a read-only mapping), applied after every optimizer step.
 
     ``params`` holds every parameter of the model by FQN (channel removal also zeroes biases
-    and norm parameters); only the maskable weights have a mask.
+    and norm parameters); only the maskable weights have a mask. ``original_shapes`` are the
+    parameters' shapes when the set was made; after a shrink (``shrunk``) the parameters are
+    smaller and ``layout`` maps each cut tensor axis to the original positions still present,
+    so callers that speak of original channel indices (the channel pruner) can find them.
     """
 
     def __init__(self, params: Mapping[str, nn.Parameter], masks: Mapping[str, torch.Tensor]):
         self.params = dict(params)
+        self.original_shapes = {n: tuple(p.shape) for n, p in self.params.items()}
         self.names = list(masks)
         self._masks: dict[str, torch.Tensor] = {}
         for name in self.names:
             self.set(name, masks[name])
         self._axis_keep: dict[str, dict[int, torch.Tensor]] = {}
         self._param_keep: dict[str, torch.Tensor] = {}
+        self.layout: Layout = {}
 
     def set(self, name: str, mask: torch.Tensor) -> None:
         param = self.params[name]
@@ -45,6 +52,27 @@ class MaskSet(Mapping[str, torch.Tensor]):
 
     def __len__(self) -> int:
         return len(self.names)
+
+    # -- coordinates ------------------------------------------------------------------------
+    def to_current(self, name: str, axis: int, positions: torch.Tensor) -> torch.Tensor:
+        """Original positions along ``axis`` of ``name`` in the current (shrunk) tensor, with
+        -1 for positions a shrink removed (any shape; int64)."""
+        kept = self.layout.get(name, {}).get(axis)
+        if kept is None:
+            return positions
+        if kept.numel() == 0:
+            return torch.full_like(positions, -1)
+        current = torch.searchsorted(kept, positions)
+        present = kept[current.clamp_max(kept.numel() - 1)] == positions
+        return torch.where(present, current, -1)
+
+    def shrunk(self, masks: Mapping[str, torch.Tensor], layout: Layout) -> None:
+        """Take the masks cut to the shrunk parameters and the new ``layout``; the removed
+        channels are physically gone, so no channel restriction is left."""
+        self.clear_channels()
+        self.layout = {t: {a: i.cpu() for a, i in axes.items()} for t, axes in layout.items()}
+        for name in self.names:
+            self.set(name, masks[name])
 
     # -- channels --------------------------------------------------------------------------
     def region(self, name: str) -> torch.Tensor | None:

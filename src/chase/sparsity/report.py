@@ -29,7 +29,7 @@ def channel_report(
     vector) marks removed channels; removed channels are listed but never counted amenable.
     """
     reported = [g for g in groups if any(m.tensor in masks.params for m in g.by_role("producer"))]
-    slots, total = producer_slots(reported, masks.params)
+    slots, total = producer_slots(reported, masks)
     stats = channel_stats(slots, masks.params, masks, total)
     density, umm = stats.density(), stats.umm()
     out_groups: dict[str, Any] = {}

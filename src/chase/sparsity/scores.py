@@ -16,6 +16,7 @@ for the channel report (``report.py``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -23,17 +24,25 @@ import torch
 
 from chase.registry import Registry
 from chase.sparsity.groups import ChannelGroup
+from chase.sparsity.masks import MaskSet
 
 
 @dataclass(frozen=True)
 class Slot:
     """One producer slice family: channels ``offset .. offset + C`` of the flat channel axis
-    occupy positions ``index`` (C, k) along ``axis`` of weight ``tensor``."""
+    occupy positions ``index`` (C, k) along ``axis`` of weight ``tensor``.
+
+    ``index`` is in the tensor's current coordinates; -1 marks a position a shrink removed
+    physically. ``size`` is the number of weights of one channel's slices in the original
+    model (masked and removed positions included), the denominator of UMM and density; None
+    reads it off the tensor's current shape.
+    """
 
     tensor: str
     axis: int
     index: torch.Tensor
     offset: int
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,16 +66,18 @@ class ChannelStats:
         return self.active / self.original.clamp_min(1.0)
 
 
-def producer_slots(
-    groups: Sequence[ChannelGroup], params: Mapping[str, torch.Tensor]
-) -> tuple[list[Slot], int]:
+def producer_slots(groups: Sequence[ChannelGroup], masks: MaskSet) -> tuple[list[Slot], int]:
     """The producer slots of ``groups`` laid end to end on one flat channel axis, and its
-    length; producers that are not among ``params`` are left out."""
+    length; producers that are not among the mask set's parameters are left out. Indices are
+    mapped to the current (possibly shrunk) coordinates of ``masks``; sizes are original."""
     slots, offset = [], 0
     for g in groups:
         for m in g.by_role("producer"):
-            if m.tensor in params:
-                slots.append(Slot(m.tensor, m.axis, m.index, offset))
+            if m.tensor in masks.params:
+                shape = masks.original_shapes[m.tensor]
+                per_row = math.prod(shape) // shape[m.axis]
+                index = masks.to_current(m.tensor, m.axis, m.index)
+                slots.append(Slot(m.tensor, m.axis, index, offset, per_row * m.index.shape[1]))
         offset += g.size
     return slots, offset
 
@@ -77,7 +88,11 @@ def channel_stats(
     masks: Mapping[str, torch.Tensor],
     total: int,
 ) -> ChannelStats:
-    """Per-channel Σ|W⊙M|, active count and original size over the producer slices (float64)."""
+    """Per-channel Σ|W⊙M|, active count and original size over the producer slices (float64).
+
+    Positions a shrink removed (index -1) hold no weight: they add nothing but their original
+    size.
+    """
     abs_sum = torch.zeros(total, dtype=torch.float64)
     active = torch.zeros(total, dtype=torch.float64)
     original = torch.zeros(total, dtype=torch.float64)
@@ -96,11 +111,13 @@ def channel_stats(
                 mag = (rows_w.abs() * rows_m).sum(1, dtype=torch.float64)
                 cnt = rows_m.sum(1, dtype=torch.float64)
             idx = slot.index.to(w.device)
+            present = idx >= 0
+            idx = idx.clamp_min(0)
             c = idx.shape[0]
             span = slice(slot.offset, slot.offset + c)
-            abs_sum[span] += mag[idx].sum(1).cpu()
-            active[span] += cnt[idx].sum(1).cpu()
-            original[span] += float(per_pos * idx.shape[1])
+            abs_sum[span] += (mag[idx] * present).sum(1).cpu()
+            active[span] += (cnt[idx] * present).sum(1).cpu()
+            original[span] += float(slot.size if slot.size is not None else per_pos * idx.shape[1])
     return ChannelStats(abs_sum, active, original)
 
 

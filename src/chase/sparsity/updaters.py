@@ -11,7 +11,7 @@ it may leave right after an update (:meth:`TopologyUpdater.ceiling`). Register a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -113,6 +113,10 @@ class TopologyUpdater:
 
     def observe(self, weights: Mapping[str, torch.Tensor]) -> None:
         """Called after every optimizer step (only updaters with dense_grad == 'every')."""
+
+    def shrunk(self, cut: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]) -> None:
+        """The model shrank: ``cut`` turns FQN-keyed tensors shaped like the old weights into
+        the new shapes. An updater that keeps per-weight state (SNFS) cuts it here."""
 
     def state_dict(self) -> dict[str, Any]:
         """Plain data to resume from; subclasses add their keys to this dict."""
@@ -244,6 +248,9 @@ class SNFS(TopologyUpdater):
         room = [lay.capacity - k for lay, k in zip(layers, keeps)]
         grows = apportion(ctx.budget_free - sum(keeps), means, room)
         return Plan(keeps, grows)
+
+    def shrunk(self, cut: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]) -> None:
+        self.ema = cut(self.ema)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "ema": dict(self.ema)}

@@ -15,6 +15,7 @@ from chase.structure.export import (
 )
 from chase.structure.io import SlimModel, load_slim, read_slim, save_slim
 from chase.structure.layers import LAYER_KINDS, LayerKind, layer_kind
+from chase.structure.shrink import Shrinker, shrink_in_place
 from chase.structure.slim import apply_spec, slice_tensor_dict, slim_copy
 from chase.structure.spec import SlimSpec, kept_indices
 
@@ -22,6 +23,7 @@ __all__ = [
     "LAYER_KINDS",
     "ExportMismatchError",
     "LayerKind",
+    "Shrinker",
     "SlimModel",
     "SlimSpec",
     "apply_spec",
@@ -38,6 +40,7 @@ __all__ = [
     "read_slim",
     "recalibrate_bn",
     "save_slim",
+    "shrink_in_place",
     "slice_tensor_dict",
     "slim_copy",
 ]

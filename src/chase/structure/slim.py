@@ -76,10 +76,33 @@ def _cut_module(module: nn.Module, module_name: str, names: dict[str, str], spec
 
 def _replace(module: nn.Module, local: str, old: torch.Tensor, new: torch.Tensor) -> None:
     if isinstance(old, nn.Parameter):
-        old.data = new.contiguous()  # same Parameter object: requires_grad and hooks survive
+        rebind(old, same_format(new, old))  # same Parameter: requires_grad and hooks survive
         old.grad = None
     else:
-        setattr(module, local, new.contiguous())
+        setattr(module, local, same_format(new, old))
+
+
+def rebind(param: nn.Parameter, data: torch.Tensor) -> None:
+    """``param.data = data`` for data of another shape, safe while autograd graphs that use
+    ``param`` are still alive (a training loop's last ``loss``).
+
+    Autograd caches each leaf's gradient accumulator with the leaf's shape, and assigning
+    ``.data`` of the same dtype and device keeps that cache: the next backward would then
+    reject gradients of the new shape. Passing through an empty tensor of another dtype makes
+    autograd drop the cache (it does so whenever the data's type changes) while the
+    Parameter object, its hooks and its attributes stay the same.
+    """
+    other = torch.float64 if data.dtype != torch.float64 else torch.float32
+    param.data = torch.empty(0, dtype=other, device=data.device)
+    param.data = data
+
+
+def same_format(new: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``new`` made contiguous in ``like``'s memory format (a channels_last weight stays so)."""
+    channels_last = like.is_contiguous(memory_format=torch.channels_last)
+    if like.dim() == 4 and channels_last and not like.is_contiguous():
+        return new.contiguous(memory_format=torch.channels_last)
+    return new.contiguous()
 
 
 def apply_spec(model: nn.Module, spec: SlimSpec) -> nn.Module:

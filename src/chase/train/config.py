@@ -9,7 +9,9 @@ steps or a string such as ``"130ep"`` (epochs), resolved once the data size is k
 
 - ``dense``: no sparsity engine; the section is still checked, and otherwise unused.
 - ``chase``: dynamic sparse training with ``sparsity.updater`` (default ``mest``) plus the
-  channel learner ``sparsity.channels`` (absent or null: the default channel settings).
+  channel learner ``sparsity.channels`` (absent or null: the default channel settings, except
+  that ``sparsity.channels.shrink`` defaults to true in a run: removed channels leave the
+  model at once).
 - any registered updater name (``static``, ``set``, ``rigl``, ``snfs``, ``mest``, ...): plain
   DST with that updater. ``sparsity.updater`` may repeat it; naming another updater is a
   contradiction and a ``ConfigError``. ``sparsity.channels`` is checked but unused, so a
@@ -21,7 +23,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 import re
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from chase.checks import (
     is_number,
     not_allowed,
 )
+from chase.data.config import DataConfig
 from chase.errors import ConfigError
 from chase.sparsity import UPDATERS, ChannelConfig, SparsityConfig
 
@@ -80,58 +82,6 @@ def check_device(value: Any, key: str = "device") -> str:
         return value
     shown = f"{key} {value!r}" if key.startswith("--") else f"{key} = {value!r}"
     raise ConfigError(f"{shown} is not allowed: {DEVICES}")
-
-
-def _check_dataset(key: str, value: Any, real: bool = False) -> None:
-    """A dataset name or alias (``real``: not ``synthetic``), as ``build_data`` accepts it."""
-    from chase.data.specs import SYNTHETIC, resolve_dataset
-
-    check(isinstance(value, str) and value.strip() != "", key, value, "a dataset name")
-    if resolve_dataset(value, key) == SYNTHETIC and real:
-        check(False, key, value, "a real dataset for synthetic data to imitate")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where the data comes from and how it is batched (``batch_size`` is the global batch)."""
-
-    name: str = "synthetic"
-    dir: str | None = None
-    batch_size: int = 128
-    eval_batch_size: int | None = None
-    subset: int | None = None
-    val_split: float = 0.0
-    augment: bool = True
-    workers: int = 4
-    synthetic_like: str = "cifar10"
-    synthetic_size: int | None = None
-    image_size: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_dataset("data.name", self.name)
-        if isinstance(self.dir, os.PathLike):
-            object.__setattr__(self, "dir", os.fspath(self.dir))
-        check(
-            self.dir is None or (isinstance(self.dir, str) and self.dir != ""),
-            "data.dir",
-            self.dir,
-            "a folder path or null",
-        )
-        check_int("data.batch_size", self.batch_size, 1)
-        check_int("data.eval_batch_size", self.eval_batch_size, 1, optional=True)
-        check_int("data.subset", self.subset, 1, optional=True)
-        check(
-            (is_integer(self.val_split) and self.val_split >= 0)
-            or (isinstance(self.val_split, float) and 0 <= self.val_split < 1),
-            "data.val_split",
-            self.val_split,
-            "a fraction in [0, 1) or a count of examples (an integer >= 0)",
-        )
-        check_bool("data.augment", self.augment)
-        check_int("data.workers", self.workers, 0)
-        _check_dataset("data.synthetic_like", self.synthetic_like, real=True)
-        check_int("data.synthetic_size", self.synthetic_size, 1, optional=True)
-        check_int("data.image_size", self.image_size, 1, optional=True)
 
 
 @dataclass(frozen=True)
@@ -313,6 +263,7 @@ def _engine_config(
             raw[key] = to_steps(raw[key], steps_per_epoch, f"sparsity.{key}")
     channels = _channel_steps(raw.get("channels"), steps_per_epoch)
     if method == "chase":
+        channels.setdefault("shrink", True)  # the trainer trains the narrowing model itself
         raw["channels"] = channels
         raw.setdefault("updater", "mest")
     else:  # the channel settings are unused here, but a typo in them is still an error

@@ -4,6 +4,7 @@ resume from any step, DDP under ``torchrun``, and a final slim model with its re
 from __future__ import annotations
 
 import enum
+import gc
 import logging
 import random
 import time
@@ -18,7 +19,7 @@ from torch import nn
 from chase.data import DataBundle, build_data
 from chase.data.synthetic import example_batch
 from chase.errors import CheckpointError, ConfigError
-from chase.sparsity.engine import SparsityEngine
+from chase.sparsity.engine import ShrinkEvent, SparsityEngine
 from chase.train import distributed
 from chase.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from chase.train.config import RunConfig, steps_for
@@ -67,6 +68,8 @@ class Clock:
     position: int = 0
     seconds: float = 0.0
     stats: dict[str, float] = field(default_factory=dict)
+    #: (step, seconds of training so far) at every shrink of the model
+    shrinks: list[tuple[int, float]] = field(default_factory=list)
 
 
 class Trainer:
@@ -95,23 +98,14 @@ class Trainer:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
         self.ddp: nn.Module = self.model
         self.metrics: MetricsLog | None = None
+        self._began = time.perf_counter()
+        self._rewrap = False
 
     # -- construction ------------------------------------------------------------------------
     def _build_data(self) -> DataBundle:
-        d = self.cfg.data
-        world = self.dist.world_size
-        if d.batch_size % world:
-            raise ConfigError(
-                f"data.batch_size = {d.batch_size} is not allowed with {world} processes: "
-                "the global batch must divide evenly among them"
-            )
         return build_data(
-            d.name, d.dir, batch_size=d.batch_size // world,
-            eval_batch_size=(d.eval_batch_size or d.batch_size) // world or 1,
-            subset=d.subset, val_split=d.val_split, seed=self.cfg.seed, augment=d.augment,
-            rank=self.dist.rank, world_size=world, workers=d.workers,
-            synthetic_like=d.synthetic_like, synthetic_size=d.synthetic_size,
-            image_size=d.image_size,
+            self.cfg.data, seed=self.cfg.seed, rank=self.dist.rank,
+            world_size=self.dist.world_size,
         )  # fmt: skip
 
     def _build_model(self) -> nn.Module:
@@ -121,6 +115,13 @@ class Trainer:
         if self.cfg.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return model
+
+    def original_model(self) -> nn.Module:
+        """A fresh model of the original (unshrunk) architecture on this run's device, for
+        comparing speed with the slim one (its weights do not matter to dense kernels). The
+        global random state is left as it was."""
+        with torch.random.fork_rng(devices=[]):
+            return self._build_model()
 
     def example_inputs(self, batch: int = 2) -> torch.Tensor:
         h, w = self.data.image_size
@@ -136,7 +137,24 @@ class Trainer:
         scfg = self.cfg.sparsity_config(self.steps_per_epoch, self.total)
         if scfg is None:
             return None
-        return build_engine(self.model, scfg, self.example_inputs(), self.optimizer)
+        engine = build_engine(self.model, scfg, self.example_inputs(), self.optimizer)
+        engine.on_shrink(self._shrunk)
+        return engine
+
+    def _shrunk(self, event: ShrinkEvent) -> None:
+        """The model shrank inside the optimizer step: note when, and have the DDP wrapper
+        (which holds the old parameter shapes) rebuilt before the next forward."""
+        self.clock.shrinks.append((event.step, time.perf_counter() - self._began))
+        self._rewrap = self.dist.enabled
+
+    def _wrap(self) -> None:
+        """Wrap the model in DDP (again, after a shrink) when training in several processes."""
+        self._rewrap = False
+        if self.dist.enabled:
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None
+            )
+            gc.collect()  # the replaced wrapper holds the process group until collected
 
     @property
     def arch(self) -> dict[str, Any]:
@@ -161,6 +179,7 @@ class Trainer:
             "rng": rng_state(),
             "metrics_offset": self.metrics.offset if self.metrics else 0,
             "stats": {k: float(v) for k, v in c.stats.items()},
+            "shrinks": [[t, float(sec)] for t, sec in c.shrinks],
             "world_size": self.dist.world_size,
         }
 
@@ -180,9 +199,11 @@ class Trainer:
             scheduler=self.scheduler, scaler=self.scaler,
         )  # fmt: skip
         set_rng_state(state["rng"])
+        shrinks = [(int(t), float(sec)) for t, sec in state.get("shrinks", [])]
         self.clock = Clock(
-            state["step"], state["epoch"], state["position"], state["seconds"], state["stats"]
-        )
+            state["step"], state["epoch"], state["position"], state["seconds"], state["stats"],
+            shrinks,
+        )  # fmt: skip
         return int(state["metrics_offset"])
 
     # -- training ----------------------------------------------------------------------------
@@ -195,13 +216,10 @@ class Trainer:
         either way the run folder ends with a checkpoint of the last completed step."""
         offset = self.load() if resume else None
         self.metrics = MetricsLog(self.run.metrics_path, self.dist.main, offset)
-        if self.dist.enabled:
-            self.ddp = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device] if self.device.type == "cuda" else None
-            )
+        self._wrap()
         c = self.clock
         self.progress.start(self.total, c.it, "train")
-        began = time.perf_counter() - c.seconds
+        began = self._began = time.perf_counter() - c.seconds
         stopped = False
         while c.it < self.total and not stopped:
             for x, y in self.data.train.epoch(c.epoch, start=c.position):
@@ -255,6 +273,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)  # the engine acts here, after a real step
+        if self._rewrap:
+            self._wrap()
         self.scaler.update()
         self.scheduler.step()
         s = self.clock.stats

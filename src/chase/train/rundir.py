@@ -132,13 +132,18 @@ class RunDir:
         arch = self.slim.arch if self.slim is not None else None
         return dict(arch.get("kwargs") or {}) if isinstance(arch, dict) else {}
 
-    def rebuild(self) -> tuple[nn.Module, SparsityEngine | None]:
-        """The trained (masked) model and its sparsity engine, restored from the checkpoint."""
+    def original_model(self) -> nn.Module:
+        """A freshly initialised model of the run's original architecture (eval mode)."""
         cfg = self.config
         kwargs = {**self._arch_kwargs(), **cfg.model_kwargs}
         classes = kwargs.pop("num_classes", self.shape.num_classes)
         channels = kwargs.pop("in_channels", self.shape.input_shape[0])
-        model = build_model(cfg.model, classes, channels, kwargs)
+        return build_model(cfg.model, classes, channels, kwargs).eval()
+
+    def rebuild(self) -> tuple[nn.Module, SparsityEngine | None]:
+        """The trained (masked) model and its sparsity engine, restored from the checkpoint
+        (a model that shrank while training comes back at the checkpoint's shape)."""
+        model = self.original_model()
         state = self.checkpoint
         engine = reader_engine(model, state.get("engine"), self.shape.input_shape)
         restore(state, self.checkpoint_path, model=model, engine=engine)

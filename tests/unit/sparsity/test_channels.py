@@ -213,3 +213,22 @@ def test_mask_set_lists_broken_masks():
     with torch.no_grad():
         engine.masks.set(name, torch.ones_like(engine.masks[name]))
     assert engine.masks.check() == [f"{name}: active weights inside removed channels"]
+
+
+def test_exclude_last_names_the_last_prunable_group():
+    """VGG presets and the authors' VGG command lines keep the last conv: ``exclude: [last]``."""
+    from chase.models import create_model
+
+    def engine(exclude):
+        model = create_model("vgg11")
+        channels = ChannelConfig(sparsity=0.5, every=1, end=1, offset=0, exclude=exclude)
+        config = SparsityConfig(updater="static", total_steps=1, channels=channels)
+        return chase.sparsify(model, None, config, example_inputs=torch.randn(2, 3, 32, 32),
+                              attach=False)  # fmt: skip
+
+    plain, kept = engine(()).channels, engine(("last",)).channels
+    assert plain is not None and kept is not None
+    last = plain.groups[-1].name
+    assert last.startswith("features.") and last == "features.25:out"  # vgg11's last conv
+    assert [g.name for g in kept.groups] == [g.name for g in plain.groups[:-1]]
+    assert kept.skipped[last].startswith("excluded by 'last'")

@@ -265,7 +265,7 @@ def test_null_channels_section_gives_chase_its_default_channel_settings():
     cfg = deep_merge(cfg, parse_assignment("sparsity.channels=null"))
     engine = RunConfig.from_dict(cfg).sparsity_config(10, 100)
     assert engine is not None and engine.channels is not None
-    assert engine.channels == ChannelConfig()  # not every=3
+    assert engine.channels == ChannelConfig(shrink=True)  # not every=3; runs shrink by default
 
 
 def test_set_can_still_merge_into_sections_and_nested_sections():
@@ -303,3 +303,17 @@ def test_exponent_numbers_are_numbers_in_set_and_yaml_files(tmp_path, text, valu
 def test_strings_that_only_look_like_exponents_stay_strings():
     assert parse_assignment("a=1e") == {"a": "1e"}
     assert parse_assignment('a="5e-4"') == {"a": "5e-4"}
+
+
+def test_runs_shrink_by_default_unless_told_not_to():
+    def channels(*sets):
+        cfg = RunConfig(method="chase").to_dict()
+        for text in sets:
+            cfg = deep_merge(cfg, parse_assignment(text))
+        engine = RunConfig.from_dict(cfg).sparsity_config(10, 100)
+        assert engine is not None and engine.channels is not None
+        return engine.channels
+
+    assert channels().shrink is True
+    assert channels("sparsity.channels.shrink=false").shrink is False
+    assert ChannelConfig().shrink is False  # the library default: shapes stay put
