@@ -397,6 +397,8 @@ class SparsityEngine:
         tensors = [self.masks[n] for n in self.layers]
         if distributed.mismatched(tensors):
             problems.append("masks differ between ranks")
+        if self.resizer is not None and distributed.mismatched(self._layout_vectors()):
+            problems.append("model shapes differ between ranks")
         if problems:
             raise InvariantError("sparsity engine check failed: " + "; ".join(problems))
 
