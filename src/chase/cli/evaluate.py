@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device, "--device")  # before any loading
     target = Path(args.target)
+    if not target.exists():
+        raise ConfigError(f"{target} does not exist: give a run folder or a slim.pt file")
     options: dict[str, Any] = {"batch_size": 1, "eval_batch_size": args.batch_size, "workers": 0}
     dataset, data_dir = args.dataset, args.data_dir
     if target.is_dir():  # the run's own data settings (synthetic data is seeded by them)

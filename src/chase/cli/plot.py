@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     if len(runs) > 1 and args.out is None:
         raise ConfigError("chase plot with several runs needs --out DIR for the comparison plots")
     out = Path(args.out) if args.out else runs[0].path / "plots"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
     skipped: list[str] = []
     written = plot_runs(runs, out, skipped)
     for path in written:

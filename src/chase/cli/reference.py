@@ -153,13 +153,14 @@ def to_sets(cfg: dict[str, Any], prefix: str = "") -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from chase.train.config import RunConfig
-    from chase.train.run import default_run_dir, resolve_config
+    from chase.train.run import check_stop_after, default_run_dir, resolve_config
 
     tokens = list(args.flags)
     if "-h" in tokens or "--help" in tokens:
         print(build_parser(_script(tokens)).format_help(), end="")
         return 0
     ns, tr, sources = resolve(tokens)
+    check_stop_after(ns.stop_after_steps)
     main = int(os.environ.get("RANK", "0")) == 0
     if tr.no_effect and main:
         print(
