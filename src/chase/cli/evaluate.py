@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from chase.cli.console import console
-from chase.errors import ConfigError
+from chase.errors import CheckpointError, ConfigError
 
 
 def add_parser(sub: Any) -> None:
@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{target} does not exist: give a run folder or a slim.pt file")
     options: dict[str, Any] = {"batch_size": 1, "eval_batch_size": args.batch_size, "workers": 0}
     dataset, data_dir = args.dataset, args.data_dir
+    loaded = None
     if target.is_dir():  # the run's own data settings (synthetic data is seeded by them)
         run = RunDir(target)
         if dataset is None:
@@ -42,10 +43,15 @@ def run(args: argparse.Namespace) -> int:
             dataset, data_dir = d.name, data_dir or d.dir
             options.update(seed=seed, synthetic_like=d.synthetic_like,
                            synthetic_size=d.synthetic_size, image_size=d.image_size)  # fmt: skip
-        target = run.slim_path
+        target, loaded = run.slim_path, run.slim
+        if loaded is None:
+            raise CheckpointError(
+                f"{target} does not exist: the run has not finished (chase train --resume "
+                f"{run.path} finishes it)"
+            )
     if dataset is None:
         raise ConfigError("--dataset is needed when evaluating a bare slim.pt file")
-    loaded = load_slim(target)
+    loaded = loaded or load_slim(target)
     data = build_data(dataset, data_dir, **options)
     model = loaded.model.to(device).eval()
     result = evaluate(model, data.test, device)

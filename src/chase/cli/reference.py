@@ -116,9 +116,10 @@ def _unknown(extra: list[str], script: Script) -> str:
 
 def resolve(tokens: list[str]) -> tuple[argparse.Namespace, Translation, Any]:
     """Parse and map ``tokens``: our options, the translation, and the run's settings sources."""
-    from chase.train.run import Sources
+    from chase.train.run import Sources, check_stop_after
 
     ns, given, script = parse(tokens)
+    check_stop_after(ns.stop_after_steps)
     if ns.nproc is not None and script.name != "imagenet":
         raise ConfigError("--nproc-per-node applies to their ImageNet script only (-b per GPU)")
     if ns.nproc is not None:
@@ -153,14 +154,13 @@ def to_sets(cfg: dict[str, Any], prefix: str = "") -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from chase.train.config import RunConfig
-    from chase.train.run import check_stop_after, default_run_dir, resolve_config
+    from chase.train.run import default_run_dir, resolve_config
 
     tokens = list(args.flags)
     if "-h" in tokens or "--help" in tokens:
         print(build_parser(_script(tokens)).format_help(), end="")
         return 0
     ns, tr, sources = resolve(tokens)
-    check_stop_after(ns.stop_after_steps)
     main = int(os.environ.get("RANK", "0")) == 0
     if tr.no_effect and main:
         print(
