@@ -6,11 +6,12 @@ torch and chase (a fresh interpreter costs seconds of imports per kill). The mom
 - ``write:NAME:K`` inside the K-th atomic write of a file called NAME, once its temporary file
   is written (``write:NAME:K:half``: cut to half its size first, a write torn by the kill);
 - ``line:K`` while writing the K-th metrics line: half of it is on disk;
-- ``call:MODULE:NAME:K`` at the K-th call of MODULE.NAME (e.g. in the end of the run);
+- ``call:MODULE:NAME:K`` at the K-th call of MODULE.NAME (a function, or ``Class.method``);
 - ``exit`` after ``chase`` returned, before the process ends.
 
 ``$KILL_SIGNAL`` (default ``SIGKILL``) is what it sends itself: with ``SIGTERM`` or ``SIGINT``
-the process goes on and its own handlers decide what happens.
+the process goes on and its own handlers decide what happens. Under ``torchrun``,
+``$KILL_RANK`` arms the kill point on that rank only.
 """
 
 from __future__ import annotations
@@ -81,8 +82,11 @@ def _on_line(count: int) -> None:
 
 
 def _on_call(module: str, name: str, count: int) -> None:
-    mod = importlib.import_module(module)
-    original = getattr(mod, name)
+    owner: Any = importlib.import_module(module)
+    *path, name = name.split(".")  # "Trainer._step": a method
+    for part in path:
+        owner = getattr(owner, part)
+    original = getattr(owner, name)
 
     @functools.wraps(original)
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -90,7 +94,7 @@ def _on_call(module: str, name: str, count: int) -> None:
             _die()
         return original(*args, **kwargs)
 
-    setattr(mod, name, call)
+    setattr(owner, name, call)
 
 
 def install(spec: str) -> str:
@@ -141,7 +145,8 @@ def run_killed(spec: str, argv: Sequence[Any], sig: str = "SIGKILL", timeout: fl
 
 
 def main() -> None:
-    kind = install(os.environ.get("KILL_AT", ""))
+    armed = os.environ.get("KILL_RANK") in (None, os.environ.get("RANK", "0"))
+    kind = install(os.environ.get("KILL_AT", "") if armed else "")
     from chase.cli.main import main as chase_main
 
     code = chase_main(sys.argv[1:])
