@@ -17,6 +17,7 @@ without a checkpoint starts again from step 0 with its ``config.yaml``, a resume
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -36,6 +37,8 @@ from chase.train.loop import Progress, StopReason, Trainer
 from chase.train.presets import preset
 from chase.train.rundir import RunDir
 from chase.train.sources import deep_merge, load_yaml, nested, parse_assignment
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -213,11 +216,15 @@ class _Job:
         return None if self.trainer is None else self.trainer.saved_step
 
     def peer_failed(self, exc: RuntimeError) -> bool:
-        """Whether ``exc`` says another process of the job is gone (a collective failed)."""
+        """Whether ``exc`` says another process of the job is gone: a collective lost its
+        connection (not any NCCL or gloo error: those can be bugs worth their traceback)."""
         if not self.dist.enabled:
             return False
-        dist_error = getattr(distributed.dist, "DistError", ())
-        return isinstance(exc, dist_error) or bool(_PEER_GONE.search(str(exc)))
+        lost = isinstance(exc, getattr(distributed.dist, "DistNetworkError", ()))
+        lost = lost or bool(_PEER_GONE.search(str(exc)))
+        if lost:
+            log.info("another process of the job is gone: %s", str(exc).strip()[:500])
+        return lost
 
     def close(self, together: bool) -> None:
         """Close the metrics, release the lock, leave the process group: each even if the one
@@ -235,7 +242,7 @@ class _Job:
                 distributed.teardown(together=together)
 
 
-_PEER_GONE = re.compile(r"gloo|nccl|connection (reset|closed) by peer|broken pipe", re.I)
+_PEER_GONE = re.compile(r"connection (reset|closed|refused)|broken pipe", re.I)
 
 
 def _on_main(d: Dist, work: Callable[[], RunLock]) -> RunLock | None:
