@@ -288,3 +288,14 @@ def test_a_signal_during_setup_stops_at_once_and_leaves_nothing(cli, tmp_path, m
         f"chase: stopped before training began (SIGTERM); no run was started in {out}"
     )
     assert not out.exists()
+
+
+def test_readers_do_not_need_the_lock(cli, reference):
+    from chase.train.lock import RunLock
+
+    with RunLock(reference):  # as if a run were holding it
+        code, _, err = cli("eval", reference, "--json")
+        assert code == 0, err
+        code, _, err = cli("train", "--resume", reference)
+        assert code == 2 and "is in use by another chase run" in err
+    assert not (reference / LOCK_NAME).exists()
