@@ -1,22 +1,12 @@
 """Bad input costs one clear line on stderr, exit code 2, no traceback, and never touches an
 existing run folder."""
 
-import hashlib
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 
-from runs import TINY
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+from runs import TINY, snapshot
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,13 @@
 reads it: one line and exit 2 with the folder unchanged, or the documented recovery (damaged
 ``metrics.jsonl`` lines are skipped with a warning; a resume cuts the file back, never pads)."""
 
-import hashlib
 import random
 import shutil
 from pathlib import Path
 
 import pytest
 
-from runs import TINY
+from runs import TINY, snapshot
 
 RUN = [
     *TINY, "--epochs", "1", "--method", "chase", "--set", "sparsity.update_every=2",
@@ -41,14 +40,6 @@ READERS = {
     "channels.json": ["plot"],
 }
 CASES = [(f, d, c) for f, cs in READERS.items() for d in DAMAGES for c in cs]
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,11 @@ import pytest
 
 from chase.train.checkpoint import load_checkpoint
 from chase.train.lock import RunLock
+from runs import DDP_RUN
 
 pytestmark = pytest.mark.slow
 
-RUN = [
-    "--model", "small_cnn", "--set", "model_kwargs.batch_norm=false",
-    "--dataset", "synthetic", "--set", "data.synthetic_like=fashion-mnist",
-    "--set", "data.synthetic_size=128", "--set", "data.augment=false", "--batch-size", "32",
-    "--epochs", "2", "--method", "chase", "--set", "sparsity.update_every=2",
-    "--set", "sparsity.channels.every=2", "--set", "sparsity.channels.offset=1",
-    "--set", "checkpoint_every=2", "--set", "bench.repeats=0",
-    "--set", "recalibrate_bn_steps=0", "--quiet",
-]  # fmt: skip
+RUN = [*DDP_RUN, "--set", "checkpoint_every=2"]
 KILLPOINT = Path(__file__).parent.parent / "killpoint.py"
 
 

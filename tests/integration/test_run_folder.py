@@ -18,7 +18,7 @@ from chase.files import TEMPORARY
 from chase.train.checkpoint import load_checkpoint
 from chase.train.lock import LOCK_NAME
 from killpoint import run_killed
-from runs import TINY
+from runs import TINY, metrics_records
 
 # 2 epochs of 4 steps; weight updates after steps 2, 4, 6, 8; channel events after 1, 3, 5, 7;
 # checkpoints after steps 3, 6 and 8 (the last); a short speed measurement in the end phase.
@@ -55,15 +55,6 @@ def assert_equal_states(a, b, where: str) -> None:
         assert a == b, where
 
 
-def metrics(run: Path) -> list[dict]:
-    out = []
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        record.pop("seconds", None)
-        out.append(record)
-    return out
-
-
 def assert_same_run(expected: Path, run: Path) -> None:
     """Bit for bit: every tensor of the final checkpoint, the metrics, the test accuracies."""
     a = load_checkpoint(expected / "checkpoints" / "last.pt")
@@ -80,7 +71,7 @@ def assert_same_run(expected: Path, run: Path) -> None:
         "config",
     ):  # fmt: skip  (not metrics_offset: the records' "seconds" vary)
         assert_equal_states(a[key], b[key], key)
-    assert metrics(expected) == metrics(run)
+    assert metrics_records(expected) == metrics_records(run)
     ra = json.loads((expected / "report.json").read_text())
     rb = json.loads((run / "report.json").read_text())
     for key in ("test_accuracy", "test_loss", "test_accuracy_masked", "params_slim",
