@@ -11,18 +11,9 @@ import pytest
 import torch
 
 from chase.train.checkpoint import load_checkpoint
+from runs import DDP_RUN
 
-# No BatchNorm: its batch statistics would differ between a 32-example batch and two halves.
-RUN = [
-    "--model", "small_cnn", "--set", "model_kwargs.batch_norm=false",
-    "--dataset", "synthetic", "--set", "data.synthetic_like=fashion-mnist",
-    "--set", "data.synthetic_size=128", "--set", "data.augment=false", "--batch-size", "32",
-    "--epochs", "2", "--method", "chase", "--lr", "0.05",
-    "--set", "sparsity.update_every=2", "--set", "sparsity.channels.every=2",
-    "--set", "sparsity.channels.offset=1", "--set", "sparsity.channels.end=6",
-    "--set", "bench.repeats=0", "--set", "recalibrate_bn_steps=0", "--set", "log_every=1",
-    "--quiet",
-]  # fmt: skip
+RUN = DDP_RUN
 
 
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from typing import Any
 
 from chase.checks import check_int
 from chase.cli.console import console
-from chase.errors import ConfigError
+from chase.errors import CheckpointError, ConfigError
 
 
 def add_parser(sub: Any) -> None:
@@ -34,8 +34,11 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device, "--device")  # before any loading
     check_int("--batch-size", args.batch_size, 1)
     target = Path(args.target)
+    if not target.exists():
+        raise ConfigError(f"{target} does not exist: give a run folder or a slim.pt file")
     overrides = {"batch_size": 1, "eval_batch_size": args.batch_size, "workers": 0}
     seed = 0
+    loaded = None
     if target.is_dir():  # the run's own data settings (synthetic data is seeded by them)
         run = RunDir(target)
         if args.dataset is not None:  # another dataset: only its name and folder
@@ -44,12 +47,17 @@ def run(args: argparse.Namespace) -> int:
             data_cfg, seed = run.config.data, run.config.seed
             if args.data_dir is not None:
                 data_cfg = dataclasses.replace(data_cfg, dir=args.data_dir)
-        target = run.slim_path
+        target, loaded = run.slim_path, run.slim
+        if loaded is None:
+            raise CheckpointError(
+                f"{target} does not exist: the run has not finished (chase train --resume "
+                f"{run.path} finishes it)"
+            )
     elif args.dataset is None:
         raise ConfigError("--dataset is needed when evaluating a bare slim.pt file")
     else:
         data_cfg = DataConfig(name=args.dataset, dir=args.data_dir)
-    loaded = load_slim(target)
+    loaded = loaded or load_slim(target)
     data = build_data(dataclasses.replace(data_cfg, **overrides), seed=seed)
     model = loaded.model.to(device).eval()
     result = evaluate(model, data.test, device)

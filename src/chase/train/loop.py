@@ -25,6 +25,7 @@ from chase.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, 
 from chase.train.config import RunConfig, steps_for
 from chase.train.evaluate import Evaluation, evaluate
 from chase.train.optim import build_optimizer, build_scheduler
+from chase.train.probe import check_model_input
 from chase.train.restore import build_engine, build_model, restore
 from chase.train.rundir import MetricsLog, RunDir
 
@@ -82,6 +83,7 @@ class Trainer:
         self.dist, self.device = distributed.setup(cfg.device)
         self.stop_reason: StopReason | None = None
         self.clock = Clock()
+        self.saved_step: int | None = None  # the step the run folder's checkpoint holds
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError(f"amp = 'fp16' is not allowed on {self.device}: use 'bf16' or 'none'")
         _seed_everything(cfg.seed)
@@ -114,6 +116,8 @@ class Trainer:
         ).to(self.device)
         if self.cfg.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        d = self.cfg.data
+        check_model_input(model, self.example_inputs(), self.cfg.model, d.name, d.image_size)
         return model
 
     def original_model(self) -> nn.Module:
@@ -185,12 +189,20 @@ class Trainer:
 
     def save(self) -> None:
         if self.dist.main:
+            if self.metrics is not None:
+                self.metrics.sync()  # on disk before the checkpoint that counts its bytes
             save_checkpoint(self.run.checkpoint_path, self.state_dict())
         distributed.barrier()
+        self.saved_step = self.clock.it
 
     def load(self) -> int:
-        """Restore the run folder's checkpoint; returns the metrics.jsonl offset to resume at."""
+        """Restore the run folder's checkpoint; returns the metrics.jsonl offset to resume at.
+        A run stopped before its first checkpoint starts again from step 0 (its config.yaml is
+        all it needs)."""
         path = self.run.checkpoint_path
+        if not path.exists():
+            self.saved_step = 0
+            return 0
         state = load_checkpoint(path, map_location=self.device)
         if state["config"] != self.cfg.to_dict():
             raise CheckpointError(f"{path} was written with another configuration")
@@ -204,6 +216,7 @@ class Trainer:
             state["step"], state["epoch"], state["position"], state["seconds"], state["stats"],
             shrinks,
         )  # fmt: skip
+        self.saved_step = self.clock.it
         return int(state["metrics_offset"])
 
     # -- training ----------------------------------------------------------------------------
@@ -215,7 +228,7 @@ class Trainer:
         """Train to the end (``FINISHED``) or until a stop is requested (the request's reason);
         either way the run folder ends with a checkpoint of the last completed step."""
         offset = self.load() if resume else None
-        self.metrics = MetricsLog(self.run.metrics_path, self.dist.main, offset)
+        self.metrics = MetricsLog(self.run.metrics_path, self.dist.main, offset, self.clock.it)
         self._wrap()
         c = self.clock
         self.progress.start(self.total, c.it, "train")

@@ -276,12 +276,20 @@ def test_set_can_still_merge_into_sections_and_nested_sections():
     assert cfg["data"]["batch_size"] == 8 and cfg["data"]["name"] == "synthetic"
 
 
-@pytest.mark.parametrize("text", ["true", "false", "yes", "no", "True", "FALSE"])
+@pytest.mark.parametrize("text", ["true", "false", "True", "FALSE"])
 def test_yaml_booleans_from_set_are_accepted(text):
     cfg = deep_merge(RunConfig().to_dict(), parse_assignment(f"channels_last={text}"))
     cfg = deep_merge(cfg, parse_assignment(f"data.augment={text}"))
     built = RunConfig.from_dict(cfg)
     assert isinstance(built.channels_last, bool) and isinstance(built.data.augment, bool)
+
+
+@pytest.mark.parametrize("text", ["yes", "no", "on", "off"])
+def test_yaml_1_1_booleans_are_refused(text):
+    """YAML 1.2: only true/false are booleans, so ``yes`` is a string a boolean refuses."""
+    cfg = deep_merge(RunConfig().to_dict(), parse_assignment(f"data.augment={text}"))
+    with pytest.raises(ConfigError, match=f"data.augment = '{text}' is not allowed: true or"):
+        RunConfig.from_dict(cfg)
 
 
 @pytest.mark.parametrize("name", list_presets())
