@@ -154,8 +154,8 @@ slim_speed bf16 45 "${round[@]}" --channels-last --amp bf16
 # -- 4. training speed (benchmarks/train_speed.py; shrink on/off is its business) ------------
 if [ -f benchmarks/train_speed.py ]; then
   train=(--device "$device" --batch-size 256 --channels-last --amp bf16)
-  [ "$smoke" = 1 ] && train=(--device cpu --batch-size 8)
-  part train-speed 120 "$py" benchmarks/train_speed.py "${train[@]}" --json "$out/train_speed.json"
+  [ "$smoke" = 1 ] && train=(--device cpu --cases resnet50 --steps 6 --batch-size 4)
+  part train-speed 180 "$py" benchmarks/train_speed.py "${train[@]}" --json "$out/train_speed.json"
 else
   echo "== train-speed: benchmarks/train_speed.py is missing, skipped"
   echo '{"error": "benchmarks/train_speed.py is missing"}' > "$out/train_speed.json"

@@ -36,7 +36,7 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "small_cnn": ModelSpec("small_cnn"),
     "resnet20": ModelSpec("cifar_resnet20", residual=True),
-    "vgg11": ModelSpec("vgg11", {"width": 0.5}, exclude=("features.25",)),
+    "vgg11": ModelSpec("vgg11", {"width": 0.5}, exclude=("last",)),
 }
 
 #: The baselines' drop settings are the presets' ``_dst_baseline`` (drop fraction 0.5 decaying

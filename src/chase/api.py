@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +12,11 @@ from torch import nn
 
 from chase.errors import ConfigError
 from chase.sparsity.config import ChannelConfig, SparsityConfig
-from chase.sparsity.engine import SparsityEngine, unwrap
+from chase.sparsity.engine import ShrinkEvent, SparsityEngine, unwrap
 from chase.sparsity.groups import ChannelGroup
 from chase.structure.coupling import discover_groups
 from chase.structure.io import save_slim as _save_slim
+from chase.structure.shrink import Shrinker
 from chase.structure.slim import slice_tensor_dict, slim_copy
 from chase.structure.spec import SlimSpec, kept_indices
 
@@ -28,6 +29,7 @@ def sparsify(
     example_inputs: Any = None,
     groups: list[ChannelGroup] | None = None,
     attach: bool = True,
+    on_shrink: Callable[[ShrinkEvent], None] | None = None,
 ) -> SparsityEngine:
     """Make ``model`` sparse and keep it so: returns the engine driving its masks.
 
@@ -36,13 +38,24 @@ def sparsify(
     ``engine.after_step()`` after every real optimizer step yourself. ``example_inputs`` (a
     tensor or tuple of tensors shaped like a batch) lets the engine trace the model's channel
     groups, which Chase's channel learner (``config.channels``) and ``slim`` need.
+
+    With ``config.channels.shrink`` the model shrinks in place after every channel event that
+    removes channels (parameters keep their identity, so ``optimizer`` keeps working);
+    ``on_shrink(event)`` is called after each shrink (also ``engine.on_shrink``) and is
+    required when ``model`` is a wrapper (DDP, ``torch.compile``) that must be rebuilt.
     """
     config = config if config is not None else SparsityConfig()
     if not isinstance(config, SparsityConfig):
         raise ConfigError(f"config must be a SparsityConfig, got {type(config).__name__}")
     if groups is None and example_inputs is not None:
         groups = discover_groups(unwrap(model), example_inputs)
-    return SparsityEngine(model, optimizer, config, groups=groups, attach=attach)
+    resizer = None
+    if config.channels is not None and config.channels.shrink and groups is not None:
+        resizer = Shrinker(unwrap(model), groups)
+    return SparsityEngine(
+        model, optimizer, config, groups=groups, attach=attach, resizer=resizer,
+        on_shrink=on_shrink,
+    )  # fmt: skip
 
 
 def prune_channels_once(
@@ -76,7 +89,9 @@ def prune_channels_once(
 
 
 def slim_spec(engine: SparsityEngine) -> SlimSpec:
-    """Which positions of which tensors survive the engine's channel removal, as data."""
+    """Which positions of which tensors of the ORIGINAL model survive the engine's channel
+    removal, as data (what ``save_slim`` stores; shrinking while training changes nothing
+    here)."""
     if engine.groups is None:
         raise ConfigError(
             "slimming needs the model's channel groups: pass example_inputs to sparsify"
@@ -85,19 +100,25 @@ def slim_spec(engine: SparsityEngine) -> SlimSpec:
     return kept_indices(engine.groups, keep)
 
 
+def _remaining(engine: SparsityEngine) -> SlimSpec:
+    """What is left to cut from the live model (itself already cut by shrinking)."""
+    return slim_spec(engine).relative_to(engine.layout)
+
+
 def slim(model: nn.Module, engine: SparsityEngine) -> nn.Module:
     """A physically narrower copy of ``model`` with every removed channel gone.
 
     Modules are resized, and parameters and buffers sliced; the copy computes the same
     function as the masked model (eval mode). Its weights stay unstructured-sparse inside;
-    :func:`slim_masks` gives the matching sliced weight masks.
+    :func:`slim_masks` gives the matching sliced weight masks. A model that shrank while
+    training is cut by whatever is left (often nothing).
     """
-    return slim_copy(unwrap(model), slim_spec(engine))
+    return slim_copy(unwrap(model), _remaining(engine))
 
 
 def slim_masks(engine: SparsityEngine) -> dict[str, torch.Tensor]:
     """The engine's weight masks sliced to the slim model's shapes."""
-    return slice_tensor_dict(dict(engine.masks.items()), slim_spec(engine))
+    return slice_tensor_dict(dict(engine.masks.items()), _remaining(engine))
 
 
 def save_slim(
@@ -114,8 +135,13 @@ def save_slim(
     dict and masks; ``arch`` (``{"name": registry name, "kwargs": {...}}``) lets
     :func:`load_slim` rebuild the original model by itself. Loads with ``weights_only=True``.
     """
-    spec = slim_spec(engine)
-    masks = slice_tensor_dict(dict(engine.masks.items()), spec)
+    rest = _remaining(engine)
+    masks = slice_tensor_dict(dict(engine.masks.items()), rest)
     return _save_slim(
-        path, slim_copy(unwrap(model), spec), spec, masks=masks, arch=arch, extra=extra
+        path,
+        slim_copy(unwrap(model), rest),
+        slim_spec(engine),
+        masks=masks,
+        arch=arch,
+        extra=extra,
     )

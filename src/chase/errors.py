@@ -21,3 +21,15 @@ class CheckpointError(ChaseError):
 
 class InvariantError(RuntimeError):
     """An internal invariant of the sparsity engine is broken (a bug or outside tampering)."""
+
+
+class StorageError(ChaseError, OSError):
+    """A run file could not be written (a full disk, no permission): an ``OSError`` with the
+    original ``errno`` whose message names the file and the cause."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class RunInUseError(ChaseError):
+    """Another process holds the run folder's lock (its pid, host and start time are named)."""

@@ -1,22 +1,12 @@
 """Bad input costs one clear line on stderr, exit code 2, no traceback, and never touches an
 existing run folder."""
 
-import hashlib
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 
-from runs import TINY
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+from runs import TINY, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +84,18 @@ BAD_TRAIN_ARGS = {
     "synthetic_like synthetic": (["--set", "data.synthetic_like=synthetic"],
                                  ["data.synthetic_like"]),
     "model_kwargs a scalar": (["--set", "model_kwargs=5"], ["model_kwargs = 5"]),
+    "image_size too small for the model": (["--model", "small_cnn", "--set",
+                                            "data.synthetic_like=fashion-mnist", "--set",
+                                            "data.image_size=1"],
+                                           ["data.image_size = 1", "'small_cnn'"]),
+    "stop after 0 steps": (["--stop-after-steps", "0"],
+                           ["--stop-after-steps 0 is not allowed: an integer >= 1"]),
+    "stop after -1 steps": (["--stop-after-steps", "-1"], ["--stop-after-steps -1", ">= 1"]),
+    "augment yes": (["--set", "data.augment=yes"], ["data.augment = 'yes'", "true or false"]),
+    "nesterov on": (["--set", "optim.nesterov=on"], ["optim.nesterov = 'on'"]),
+    "channels_last off": (["--set", "channels_last=off"], ["channels_last = 'off'"]),
+    "decay_norm_and_bias no": (["--set", "optim.decay_norm_and_bias=no"],
+                               ["optim.decay_norm_and_bias = 'no'"]),
 }  # fmt: skip
 
 
@@ -156,6 +158,45 @@ def test_resume_of_a_folder_that_is_not_a_run(cli, tmp_path):
     assert_one_line_error(code, err, "not a chase run folder")
     code, _, err = cli("train", "--resume", tmp_path / "missing")
     assert_one_line_error(code, err, "does not exist")
+    assert not (tmp_path / "missing").exists()
+    (tmp_path / "file").write_text("x")
+    code, _, err = cli("train", "--resume", tmp_path / "file")
+    assert_one_line_error(code, err, f"{tmp_path / 'file'} is a file, not a run folder")
+
+
+def test_stop_after_steps_is_checked_when_parsed(cli, tmp_path):
+    code, _, err = cli("train", "--preset", "no-such-preset", "--stop-after-steps", "0")
+    assert_one_line_error(code, err, "--stop-after-steps 0 is not allowed")  # before the preset
+    code, _, err = cli("train-reference", "--stop-after-steps", "-1", "--out", tmp_path / "r")
+    assert_one_line_error(code, err, "--stop-after-steps -1 is not allowed: an integer >= 1")
+    assert not (tmp_path / "r").exists()
+
+
+def test_eval_of_a_missing_path_says_it_does_not_exist(cli, tmp_path):
+    code, _, err = cli("eval", tmp_path / "nope")
+    assert_one_line_error(code, err, f"{tmp_path / 'nope'} does not exist")
+
+
+def test_plot_out_pointing_at_a_file(cli, existing_run, tmp_path):
+    (tmp_path / "file.png").write_text("x")
+    before = snapshot(existing_run)
+    code, _, err = cli("plot", existing_run, "--out", tmp_path / "file.png")
+    assert_one_line_error(code, err, "--out", "not a folder")
+    assert snapshot(existing_run) == before
+
+
+@pytest.mark.parametrize("where", ["/proc/chase-run", "/proc/self/status/run"])
+def test_out_in_an_unwritable_place(cli, where):
+    code, _, err = cli("train", *TINY, "--out", where)
+    assert_one_line_error(code, err, where, "cannot create the run folder")
+
+
+def test_a_config_file_that_is_not_utf8(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"optim:\n  lr: \xff\xfe\n")
+    code, _, err = cli("train", "--config", bad, "--out", tmp_path / "r")
+    assert_one_line_error(code, err, str(bad), "not UTF-8")
+    assert not (tmp_path / "r").exists()
 
 
 def test_resume_with_other_flags_is_refused(cli, existing_run):

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-import archs
 import chase
 import emulate
+import nets
 from chase import ChannelConfig, SparsityConfig
 from chase.structure import load_torchscript
 
@@ -33,7 +33,7 @@ STEPS = 14
 
 
 def run_chase(name, prune_skip=False, scope="global", updater="mest", sc=0.5, seed=0):
-    case = archs.CASES[name]
+    case = nets.CASES[name]
     torch.manual_seed(seed)
     model = case.build()
     x = case.inputs()
@@ -91,7 +91,7 @@ def test_chase_reaches_target_and_slim_model_is_equivalent(name, tmp_path):
     assert sum(int((slim_params[n] != 0).sum()) for n in masks) == nonzero
 
     path = chase.save_slim(tmp_path / "slim.pt", model, engine)
-    loaded = chase.load_slim(path, model=archs.CASES[name].build())
+    loaded = chase.load_slim(path, model=nets.CASES[name].build())
     with torch.no_grad():
         assert torch.equal(loaded.model.eval()(x), got)
     assert all(torch.equal(loaded.masks[n], masks[n]) for n in masks)
@@ -141,7 +141,7 @@ def test_prune_skip_removes_one_index_from_every_stream_member(name):
 
 @pytest.mark.parametrize("scope", ["global", "layer"])
 def test_budget_restored_after_event_and_update_inside_live_channels(scope):
-    case = archs.CASES["resnet20"]
+    case = nets.CASES["resnet20"]
     torch.manual_seed(0)
     model = case.build()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

@@ -107,6 +107,7 @@ def test_paper_settings_are_in_the_presets():
     assert (s.updater, s.scope, s.update_every, s.mest_overshoot) == ("mest", "global", 1000, 0.05)
     assert s.mest_end == 130 * 500
     assert (s.channels.sparsity, s.channels.every, s.channels.min_keep_ratio) == (0.5, 8000, 0.2)
+    assert s.channels.exclude == ("last",)  # the paper keeps the last conv of its VGG
     assert s.channels.end == 130 * 500
     imagenet = RunConfig.from_dict(
         deep_merge(RunConfig().to_dict(), preset("imagenet-resnet50-chase-sc0.3"))

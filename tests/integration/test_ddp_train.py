@@ -11,18 +11,9 @@ import pytest
 import torch
 
 from chase.train.checkpoint import load_checkpoint
+from runs import DDP_RUN
 
-# No BatchNorm: its batch statistics would differ between a 32-example batch and two halves.
-RUN = [
-    "--model", "small_cnn", "--set", "model_kwargs.batch_norm=false",
-    "--dataset", "synthetic", "--set", "data.synthetic_like=fashion-mnist",
-    "--set", "data.synthetic_size=128", "--set", "data.augment=false", "--batch-size", "32",
-    "--epochs", "2", "--method", "chase", "--lr", "0.05",
-    "--set", "sparsity.update_every=2", "--set", "sparsity.channels.every=2",
-    "--set", "sparsity.channels.offset=1", "--set", "sparsity.channels.end=6",
-    "--set", "bench.repeats=0", "--set", "recalibrate_bn_steps=0", "--set", "log_every=1",
-    "--quiet",
-]  # fmt: skip
+RUN = DDP_RUN
 
 
 def torchrun(nproc: int, *args: str) -> subprocess.CompletedProcess:
@@ -67,7 +58,9 @@ def test_two_processes_match_one_process(tmp_path, single):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["world_size"] == 2
-    compare(single, out)
+    assert report["shrink"]["events"] >= 2  # both ranks shrank (checked equal) and trained on
+    assert report["shrink"]["steps_after_first"] > 0
+    compare(single, out)  # equal weights: every rank ended with the single process's shapes
 
 
 def test_two_process_run_resumes_with_one_process(tmp_path, single):

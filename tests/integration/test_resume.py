@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from chase.train.checkpoint import load_checkpoint
-from runs import TINY
+from runs import TINY, metrics_records
 
 # 2 epochs of 4 steps; weight updates after steps 2, 4, 6, 8; channel events after 1, 3, 5, 7
 CHASE = [
@@ -37,15 +37,7 @@ def assert_same_run(a: Path, b: Path) -> None:
     assert torch.equal(ea["channels"]["alive"], eb["channels"]["alive"])
     assert ea["trajectory"] == eb["trajectory"]
 
-    def records(run):
-        out = []
-        for line in (run / "metrics.jsonl").read_text().splitlines():
-            r = json.loads(line)
-            r.pop("seconds", None)
-            out.append(r)
-        return out
-
-    assert records(a) == records(b)
+    assert metrics_records(a) == metrics_records(b)
     ra = json.loads((a / "report.json").read_text())
     rb = json.loads((b / "report.json").read_text())
     for key in ("test_accuracy", "test_accuracy_masked", "params_slim", "channel_sparsity"):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
+from chase.checks import check_int
 from chase.cli.console import console
-from chase.errors import ConfigError
+from chase.errors import CheckpointError, ConfigError
 
 
 def add_parser(sub: Any) -> None:
@@ -23,28 +25,40 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from chase.data import build_data
+    from chase.data import DataConfig, build_data
     from chase.structure import load_slim
     from chase.train.distributed import resolve_device
     from chase.train.evaluate import evaluate
     from chase.train.rundir import RunDir
 
     device = resolve_device(args.device, "--device")  # before any loading
+    check_int("--batch-size", args.batch_size, 1)
     target = Path(args.target)
-    options: dict[str, Any] = {"batch_size": 1, "eval_batch_size": args.batch_size, "workers": 0}
-    dataset, data_dir = args.dataset, args.data_dir
+    if not target.exists():
+        raise ConfigError(f"{target} does not exist: give a run folder or a slim.pt file")
+    overrides = {"batch_size": 1, "eval_batch_size": args.batch_size, "workers": 0}
+    seed = 0
+    loaded = None
     if target.is_dir():  # the run's own data settings (synthetic data is seeded by them)
         run = RunDir(target)
-        if dataset is None:
-            d, seed = run.config.data, run.config.seed
-            dataset, data_dir = d.name, data_dir or d.dir
-            options.update(seed=seed, synthetic_like=d.synthetic_like,
-                           synthetic_size=d.synthetic_size, image_size=d.image_size)  # fmt: skip
-        target = run.slim_path
-    if dataset is None:
+        if args.dataset is not None:  # another dataset: only its name and folder
+            data_cfg = DataConfig(name=args.dataset, dir=args.data_dir)
+        else:
+            data_cfg, seed = run.config.data, run.config.seed
+            if args.data_dir is not None:
+                data_cfg = dataclasses.replace(data_cfg, dir=args.data_dir)
+        target, loaded = run.slim_path, run.slim
+        if loaded is None:
+            raise CheckpointError(
+                f"{target} does not exist: the run has not finished (chase train --resume "
+                f"{run.path} finishes it)"
+            )
+    elif args.dataset is None:
         raise ConfigError("--dataset is needed when evaluating a bare slim.pt file")
-    loaded = load_slim(target)
-    data = build_data(dataset, data_dir, **options)
+    else:
+        data_cfg = DataConfig(name=args.dataset, dir=args.data_dir)
+    loaded = loaded or load_slim(target)
+    data = build_data(dataclasses.replace(data_cfg, **overrides), seed=seed)
     model = loaded.model.to(device).eval()
     result = evaluate(model, data.test, device)
     out = {

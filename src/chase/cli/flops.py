@@ -14,7 +14,7 @@ from rich.table import Table
 
 from chase.cli.args import add_source_arguments, check_one_source
 from chase.cli.console import console, fmt_flops
-from chase.sparsity.config import ALLOCATIONS
+from chase.sparsity.allocation import ALLOCATIONS
 
 
 def add_parser(sub: Any) -> None:

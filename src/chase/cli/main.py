@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -46,9 +47,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChaseError as exc:
         if args.debug:
             raise
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"chase: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _error(str(exc) or type(exc).__name__)
+    except OSError as exc:  # the environment: a full disk, no permission, a missing file
+        if args.debug:
+            raise
+        return _error(os_message(exc))
+    except KeyboardInterrupt:  # Ctrl-C outside a run (a run handles its own signals)
+        if args.debug:
+            raise
+        print("chase: interrupted", file=sys.stderr)
+        return 128 + int(signal.SIGINT)
+
+
+def _error(message: str) -> int:
+    lines = message.strip().splitlines()
+    print(f"chase: error: {lines[0] if lines else message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def os_message(exc: OSError) -> str:
+    """``PATH: cause`` for an ``OSError`` (``[Errno N]`` and quotes dropped)."""
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {cause}" if names else cause
 
 
 def entry() -> None:

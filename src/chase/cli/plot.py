@@ -27,11 +27,13 @@ def run(args: argparse.Namespace) -> int:
     from chase.train.rundir import RunDir
 
     runs = [RunDir(p) for p in args.runs]
-    for r in runs:
-        r.config  # noqa: B018 - read (and check) every run before any figure is written
+    for r in runs:  # read (and check) every run's files before any figure is written
+        r.config, r.metrics, r.report, r.channels, r.slim  # noqa: B018
     if len(runs) > 1 and args.out is None:
         raise ConfigError("chase plot with several runs needs --out DIR for the comparison plots")
     out = Path(args.out) if args.out else runs[0].path / "plots"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
     skipped: list[str] = []
     written = plot_runs(runs, out, skipped)
     for path in written:

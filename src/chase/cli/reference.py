@@ -116,9 +116,10 @@ def _unknown(extra: list[str], script: Script) -> str:
 
 def resolve(tokens: list[str]) -> tuple[argparse.Namespace, Translation, Any]:
     """Parse and map ``tokens``: our options, the translation, and the run's settings sources."""
-    from chase.train.run import Sources
+    from chase.train.run import Sources, check_stop_after
 
     ns, given, script = parse(tokens)
+    check_stop_after(ns.stop_after_steps)
     if ns.nproc is not None and script.name != "imagenet":
         raise ConfigError("--nproc-per-node applies to their ImageNet script only (-b per GPU)")
     if ns.nproc is not None:

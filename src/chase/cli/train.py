@@ -9,6 +9,7 @@ from typing import Any
 
 from chase.cli.console import ConsoleProgress, console, report_table
 from chase.errors import ConfigError
+from chase.sparsity import UPDATERS
 
 #: flag → dotted config key (flags win over every other source)
 FLAGS = {
@@ -44,7 +45,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--model", help="model name (registry name or alias)")
     p.add_argument("--dataset", help="cifar10, cifar100, imagenet, fashion-mnist, mnist, synthetic")
     p.add_argument("--data-dir", help="dataset folder")
-    p.add_argument("--method", help="dense, chase, or a topology updater (static, set, rigl, ...)")
+    updaters = ", ".join(UPDATERS.names())
+    p.add_argument("--method", help=f"dense, chase, or a topology updater ({updaters})")
     p.add_argument("--density", type=float, help="fraction of weights kept active (0, 1]")
     p.add_argument(
         "--channel-sparsity",
@@ -85,8 +87,9 @@ def sources(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from chase.train.config import RunConfig
-    from chase.train.run import default_run_dir, resolve_config
+    from chase.train.run import check_stop_after, default_run_dir, resolve_config
 
+    check_stop_after(args.stop_after_steps)
     if args.resume:
         used = [
             f"--{f.replace('_', '-')}"
@@ -123,14 +126,7 @@ def execute(cfg: Any, out: Any, args: argparse.Namespace, resume: bool = False) 
     )  # fmt: skip
     if not outcome.finished:
         if main:
-            reason = outcome.reason.value
-            if reason == "--stop-after-steps":
-                reason = f"--stop-after-steps {args.stop_after_steps}"
-            print(
-                f"chase: stopped after step {outcome.step} ({reason}); resume with: "
-                f"chase train --resume {outcome.run_dir.path}",
-                file=sys.stderr,
-            )
+            print(stop_message(outcome, args.stop_after_steps), file=sys.stderr)
         return exit_code(outcome.reason)
     if show and outcome.report is not None:
         console.print(report_table(outcome.report))
@@ -138,3 +134,15 @@ def execute(cfg: Any, out: Any, args: argparse.Namespace, resume: bool = False) 
             f"slim model: {outcome.run_dir.slim_path}\nreport: {outcome.run_dir.report_path}"
         )
     return 0
+
+
+def stop_message(outcome: Any, stop_after: int | None) -> str:
+    """The one line a stopped run ends with: where it stopped and how to go on."""
+    reason = outcome.reason.value
+    if reason == "--stop-after-steps":
+        reason = f"--stop-after-steps {stop_after}"
+    run = outcome.run_dir
+    where = f"after step {outcome.step}" if outcome.step is not None else "before training began"
+    if not run.is_run():
+        return f"chase: stopped {where} ({reason}); no run was started in {run.path}"
+    return f"chase: stopped {where} ({reason}); resume with: chase train --resume {run.path}"

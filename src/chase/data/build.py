@@ -15,6 +15,7 @@ import torch
 
 from chase.data.arrays import TensorData
 from chase.data.cifar import read_cifar
+from chase.data.config import DataConfig
 from chase.data.idx import read_idx_dataset
 from chase.data.imagenet import (
     FolderLoader,
@@ -25,7 +26,7 @@ from chase.data.imagenet import (
 )
 from chase.data.loaders import Loader, TensorLoader
 from chase.data.sharding import check_rank, split_indices
-from chase.data.specs import SPECS, SYNTHETIC, DatasetSpec, resolve_dataset, spec_and_size
+from chase.data.specs import SPECS, SYNTHETIC, DatasetSpec, spec_and_size
 from chase.data.synthetic import make_synthetic
 from chase.errors import ConfigError, DataError
 
@@ -51,7 +52,7 @@ class DataBundle:
 
 @dataclass(frozen=True)
 class _Options:
-    """The loader settings shared by every split."""
+    """The loader settings shared by every split (batch sizes per rank)."""
 
     batch_size: int
     eval_batch_size: int
@@ -69,16 +70,16 @@ Splits = tuple[Loader, Loader | None, Loader]
 
 def _val_count(val_split: float | int, n: int) -> int:
     """Examples to hold out: a float is a fraction in (0, 1) (at least one), an int a count."""
-    if isinstance(val_split, bool) or not isinstance(val_split, (int, float)):
-        raise ConfigError(f"val_split: must be a fraction or a count, got {val_split!r}")
-    if isinstance(val_split, float) and val_split != 0:
-        if not 0 < val_split < 1:
-            raise ConfigError(f"val_split: a fraction must be in (0, 1), got {val_split}")
-        count = max(1, round(val_split * n))
-    else:
-        count = int(val_split)
+    count = (
+        max(1, round(val_split * n))
+        if isinstance(val_split, float) and val_split
+        else int(val_split)
+    )
     if not 0 <= count < n:
-        raise ConfigError(f"val_split: {val_split} must leave some of the {n} training examples")
+        raise ConfigError(
+            f"data.val_split = {val_split!r} is not allowed: it must leave some of the {n} "
+            "training examples"
+        )
     return count
 
 
@@ -88,9 +89,9 @@ def _train_val_indices(
     """Training and validation indices: the first ``subset`` (of ``order``), then the hold-out."""
     base = torch.arange(n) if order is None else order
     if opts.subset is not None:
-        if not 1 <= opts.subset <= n:
+        if opts.subset > n:
             raise ConfigError(
-                f"subset: must be in [1, {n}] (the training set size), got {opts.subset}"
+                f"data.subset = {opts.subset} is not allowed: at most {n}, the training set size"
             )
         base = base[: opts.subset]
     count = _val_count(opts.val_split, len(base))
@@ -111,8 +112,6 @@ def _read_tensors(
     """Read (or generate, for ``synthetic``) an in-memory dataset."""
     if name == SYNTHETIC:
         num_train = DEFAULT_SYNTHETIC_SIZE if size is None else size
-        if num_train < 1:
-            raise ConfigError(f"synthetic_size: must be >= 1, got {num_train}")
         return make_synthetic(like, num_train, max(1, num_train // 4), seed, image_size)
     if name in ("cifar10", "cifar100"):
         if data_dir is None:
@@ -183,70 +182,50 @@ def _folder_loaders(root: Path, spec: DatasetSpec, size: int, opts: _Options) ->
     return (train, val, test), len(classes)
 
 
-def _check_options(opts: _Options) -> None:
-    """Raise ``ConfigError`` for a loader setting out of range."""
-    for field in ("batch_size", "eval_batch_size"):
-        if getattr(opts, field) < 1:
-            raise ConfigError(f"{field}: must be >= 1, got {getattr(opts, field)}")
-    if opts.workers < 0:
-        raise ConfigError(f"workers: must be >= 0, got {opts.workers}")
-    check_rank(opts.rank, opts.world_size)
+def _options(config: DataConfig, seed: int, rank: int, world_size: int) -> _Options:
+    """Per-rank loader settings; the global batch must divide evenly among the processes."""
+    check_rank(rank, world_size)
+    if config.batch_size % world_size:
+        raise ConfigError(
+            f"data.batch_size = {config.batch_size} is not allowed with {world_size} processes: "
+            "the global batch must divide evenly among them"
+        )
+    eval_batch = config.eval_batch_size or config.batch_size
+    return _Options(
+        config.batch_size // world_size, max(1, eval_batch // world_size), config.subset,
+        config.val_split, seed, config.augment, rank, world_size, config.workers,
+    )  # fmt: skip
 
 
 def build_data(
-    name: str,
-    data_dir: str | None,
-    *,
-    batch_size: int,
-    eval_batch_size: int | None = None,
-    subset: int | None = None,
-    val_split: float | int = 0,
-    seed: int = 0,
-    augment: bool = True,
-    rank: int = 0,
-    world_size: int = 1,
-    workers: int = 4,
-    synthetic_like: str = "cifar10",
-    synthetic_size: int | None = None,
-    image_size: int | None = None,
+    config: DataConfig, *, seed: int = 0, rank: int = 0, world_size: int = 1
 ) -> DataBundle:
-    """Build train/val/test loaders for dataset ``name`` (see ``specs.known_datasets``).
+    """Train/val/test loaders of ``config`` for process ``rank`` of ``world_size``.
 
-    ``batch_size`` is per rank (``eval_batch_size`` defaults to it). ``val_split`` is a
-    fraction in (0, 1) or a count of training examples held out (0: no validation loader).
-    ``image_size`` sets the crop size of ``imagenet`` and the side of ``synthetic`` images;
-    other datasets keep their native size. ``workers`` only applies to ``imagenet``.
+    ``config.batch_size`` is the global batch: each rank takes ``batch_size / world_size``.
+    ``seed`` seeds the shuffles, augmentation, validation split and synthetic data. What only
+    the data can tell (a ``subset`` larger than the dataset, a ``val_split`` leaving nothing
+    to train on, missing files) raises ``ConfigError``/``DataError`` here.
     """
-    canonical = resolve_dataset(name)
-    opts = _Options(
-        batch_size,
-        batch_size if eval_batch_size is None else eval_batch_size,
-        subset,
-        val_split,
-        seed,
-        augment,
-        rank,
-        world_size,
-        workers,
-    )
-    _check_options(opts)
-    spec, size = spec_and_size(canonical, synthetic_like, image_size)
+    canonical = config.canonical
+    opts = _options(config, seed, rank, world_size)
+    spec, size = spec_and_size(canonical, config.synthetic_like, config.image_size)
     num_classes = spec.num_classes
     if canonical == "imagenet":
-        if data_dir is None:
+        if config.dir is None:
             raise DataError(
                 "imagenet needs a data folder: pass --data-dir pointing at a folder with "
                 "train/<class>/ and val/<class>/ subfolders."
             )
-        root = find_imagenet_dir(data_dir)
+        root = find_imagenet_dir(config.dir)
         (train, val, test), num_classes = _folder_loaders(root, spec, size[0], opts)
     else:
-        data = _read_tensors(canonical, data_dir, spec, synthetic_size, size, seed)
+        data = _read_tensors(canonical, config.dir, spec, config.synthetic_size, size, seed)
         train, val, test = _tensor_loaders(data, spec, opts)
     if len(train) == 0:
         raise ConfigError(
-            f"batch_size: {batch_size} per rank x {world_size} ranks is more than the "
-            f"training examples available; lower batch_size or raise subset"
+            f"data.batch_size = {config.batch_size} is not allowed: it is more than the "
+            f"{train.num_examples} training examples available; lower it or raise data.subset"
         )
     log.info(
         "%s: %d train / %d val / %d test examples on rank %d of %d",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chase.checks import did_you_mean
+from chase.checks import check, did_you_mean
 from chase.errors import ConfigError
 
 
@@ -123,29 +123,29 @@ def resolve_dataset(name: str, field: str = "data.name") -> str:
 
 
 def spec_and_size(
-    canonical: str, synthetic_like: str, image_size: int | None
+    canonical: str, synthetic_like: str, image_size: int | None, key: str = "data.image_size"
 ) -> tuple[DatasetSpec, tuple[int, int]]:
     """The spec the data follows (the imitated one for ``synthetic``) and the (H, W) to use.
 
     ``canonical`` is a name ``resolve_dataset`` returned; ``image_size`` may only change the size
-    of ``imagenet`` and ``synthetic`` images.
+    of ``imagenet`` and ``synthetic`` images (errors name it ``key``).
     """
     if canonical == SYNTHETIC:
-        like = resolve_dataset(synthetic_like, "synthetic_like")
-        if like == SYNTHETIC:
-            raise ConfigError("synthetic_like: must name a real dataset, got 'synthetic'")
+        like = resolve_dataset(synthetic_like, "data.synthetic_like")
+        check(like != SYNTHETIC, "data.synthetic_like", synthetic_like, "a real dataset")
         spec = SPECS[like]
     else:
         spec = SPECS[canonical]
     if image_size is None:
         return spec, spec.image_size
-    if image_size < 1:
-        raise ConfigError(f"image_size: must be >= 1, got {image_size}")
-    if canonical not in (SYNTHETIC, "imagenet") and (image_size, image_size) != spec.image_size:
-        raise ConfigError(
-            f"image_size: {canonical} images are {spec.image_size[0]} pixels and cannot be "
-            f"resized (got {image_size}); image_size applies to imagenet and synthetic only"
-        )
+    check(image_size >= 1, key, image_size, "an integer >= 1")
+    check(
+        canonical in (SYNTHETIC, "imagenet") or (image_size, image_size) == spec.image_size,
+        key,
+        image_size,
+        f"{spec.image_size[0]} for {canonical}, whose images cannot be resized (image_size "
+        "applies to imagenet and synthetic data)",
+    )
     return spec, (image_size, image_size)
 
 
@@ -162,5 +162,6 @@ def data_shape(
 ) -> DataShape:
     """Classes and input shape of ``dataset`` without reading any file (``synthetic`` imitates
     ``synthetic_like``; ``image_size`` as in ``build_data``)."""
-    spec, (h, w) = spec_and_size(resolve_dataset(dataset, "dataset"), synthetic_like, image_size)
+    canonical = resolve_dataset(dataset, "dataset")
+    spec, (h, w) = spec_and_size(canonical, synthetic_like, image_size, "--image-size")
     return DataShape(spec.num_classes, (spec.in_channels, h, w))

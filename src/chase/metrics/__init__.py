@@ -1,4 +1,5 @@
-"""Measurement: FLOPs and parameter accounting (``flops``) and dense-vs-slim speed (``speed``).
+"""Measurement: FLOPs and parameter accounting (``flops``), training FLOPs over a run
+(``training``) and dense-vs-slim speed (``speed``).
 
 Pure functions of a model, its masks and a mask trajectory; ``docs/measurement.md`` explains
 every number with its formula.
@@ -10,17 +11,20 @@ from chase.metrics.flops import (
     FlopsReport,
     LayerCost,
     LayerFlops,
-    TrainFlops,
-    engine_flops,
     flops_report,
     forward_flops,
     gpu_supported_flops,
     layer_costs,
     param_counts,
     total_flops,
-    training_flops,
 )
 from chase.metrics.speed import CompileError, Timing, benchmark, percentile, time_fn
+from chase.metrics.training import (
+    TrainFlops,
+    dense_hardware_training_flops,
+    engine_flops,
+    training_flops,
+)
 
 __all__ = [
     "CompileError",
@@ -30,6 +34,7 @@ __all__ = [
     "Timing",
     "TrainFlops",
     "benchmark",
+    "dense_hardware_training_flops",
     "engine_flops",
     "flops_report",
     "forward_flops",

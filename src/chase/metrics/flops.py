@@ -8,7 +8,6 @@ against (dense ResNet-50 at 224×224 ≈ 8.2e9). All FLOPs are **per example** (
 
 from __future__ import annotations
 
-import bisect
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,12 +16,12 @@ from typing import Any, TypedDict, cast
 import torch
 from torch import nn
 
-from chase.sparsity.engine import SparsityEngine, unwrap
+from chase.sparsity.engine import MASKABLE, unwrap
 
 log = logging.getLogger(__name__)
 
-#: Module types whose weights are costed. Transposed convolutions are not (different formula).
-COSTED_TYPES: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+#: Module types whose weights are costed: the maskable ones (transposed convs are not).
+COSTED_TYPES: tuple[type[nn.Module], ...] = MASKABLE
 
 #: One trajectory record: (step, {weight FQN: active weight count}).
 TrajectoryRecord = tuple[int, Mapping[str, int]]
@@ -71,21 +70,21 @@ class FlopsReport:
     @property
     def sparse_ratio(self) -> float:
         """Sparse inference FLOPs / dense FLOPs (the paper's "test FLOPs", e.g. 0.21×)."""
-        return _ratio(self.sparse_flops, self.dense_flops)
+        return safe_ratio(self.sparse_flops, self.dense_flops)
 
     @property
     def gpu_supported_ratio(self) -> float | None:
         """GPU-supported FLOPs / dense FLOPs of the original model (e.g. 0.67×)."""
         if self.gpu_supported_flops is None:
             return None
-        return _ratio(self.gpu_supported_flops, self.dense_flops)
+        return safe_ratio(self.gpu_supported_flops, self.dense_flops)
 
     @property
     def params_ratio(self) -> float | None:
         """Non-zero parameters / dense parameters."""
         if self.params_dense is None or self.params_nonzero is None:
             return None
-        return _ratio(self.params_nonzero, self.params_dense)
+        return safe_ratio(self.params_nonzero, self.params_dense)
 
     def flops_dict(self) -> dict[str, Any]:
         """The FLOPs under their documented names (``report.json``'s ``flops`` section)."""
@@ -107,24 +106,6 @@ class FlopsReport:
         }
 
 
-@dataclass(frozen=True)
-class TrainFlops:
-    """Training FLOPs per example, summed over all steps, against dense training."""
-
-    train_flops_per_example: float
-    dense_train_flops_per_example: float
-    ratio: float
-
-    def flops_dict(self) -> dict[str, Any]:
-        """The training FLOPs under their documented names (``train``, ``train_dense``,
-        ``train_ratio``), to merge into a ``flops`` section."""
-        return {
-            "train": self.train_flops_per_example,
-            "train_dense": self.dense_train_flops_per_example,
-            "train_ratio": self.ratio,
-        }
-
-
 def param_counts(
     model: nn.Module, masks: Mapping[str, torch.Tensor] | None = None
 ) -> tuple[int, int]:
@@ -135,7 +116,7 @@ def param_counts(
     return total, total - masked_out
 
 
-def _ratio(value: float, dense: float) -> float:
+def safe_ratio(value: float, dense: float) -> float:
     return float(value) / dense if dense else float("nan")
 
 
@@ -225,7 +206,7 @@ def gpu_supported_flops(slim_model: nn.Module, example_inputs: torch.Tensor | Se
     return total_flops(layer_costs(slim_model, example_inputs))
 
 
-def _check_known(names: Iterable[str], costs: Mapping[str, LayerCost], what: str) -> None:
+def check_known(names: Iterable[str], costs: Mapping[str, LayerCost], what: str) -> None:
     unknown = sorted(set(names) - set(costs))
     if unknown:
         raise ValueError(
@@ -238,13 +219,17 @@ def _active_counts(
     costs: Mapping[str, LayerCost],
     masks: Mapping[str, torch.Tensor] | None,
     densities: Mapping[str, float] | None,
+    counts: Mapping[str, int] | None = None,
 ) -> dict[str, float]:
-    """Active weight count per layer (float for densities, exact int for masks)."""
-    if masks is not None and densities is not None:
-        raise ValueError("flops_report: give masks or densities, not both")
+    """Active weight count per layer (float for densities, exact int for masks and counts)."""
+    if sum(x is not None for x in (masks, densities, counts)) > 1:
+        raise ValueError("flops_report: give one of masks, densities or active counts")
     active: dict[str, float] = {}
-    if masks is not None:
-        _check_known(masks, costs, "masks")
+    if counts is not None:
+        check_known(counts, costs, "active counts")
+        active.update({name: int(n) for name, n in counts.items()})
+    elif masks is not None:
+        check_known(masks, costs, "masks")
         for name, mask in masks.items():
             if mask.dtype != torch.bool or mask.numel() != costs[name].weight_numel:
                 raise ValueError(
@@ -253,7 +238,7 @@ def _active_counts(
                 )
             active[name] = int(mask.count_nonzero())
     elif densities is not None:
-        _check_known(densities, costs, "densities")
+        check_known(densities, costs, "densities")
         for name, d in densities.items():
             if not 0.0 <= d <= 1.0:
                 raise ValueError(f"densities[{name!r}] = {d} is not allowed: must be in [0, 1]")
@@ -266,20 +251,22 @@ def flops_report(
     masks: Mapping[str, torch.Tensor] | None = None,
     densities: Mapping[str, float] | None = None,
     *,
+    active: Mapping[str, int] | None = None,
     model: nn.Module | None = None,
     slim_costs: Mapping[str, LayerCost] | None = None,
 ) -> FlopsReport:
     """Dense and sparse inference FLOPs per example, per layer and in total.
 
     Sparse FLOPs = Σ_l dense_l · density_l, with density_l = mean of the bool mask (pass the
-    *effective* masks, channel masks included) or the given density; layers without either
-    count dense. ``model`` (the dense/masked model whose ``costs`` these are) adds parameter
-    counts; ``slim_costs`` (``layer_costs`` of the slim model) adds GPU-supported FLOPs.
+    *effective* masks, channel masks included), the given density, or ``active`` (exact active
+    counts per layer); layers without any count dense. ``model`` (the dense/masked model whose
+    ``costs`` these are) adds parameter counts; ``slim_costs`` (``layer_costs`` of the slim
+    model) adds GPU-supported FLOPs.
     """
-    active = _active_counts(costs, masks, densities)
+    counts = _active_counts(costs, masks, densities, active)
     per_layer: list[LayerFlops] = []
     for name, cost in costs.items():
-        n_active = active.get(name, cost.weight_numel)
+        n_active = counts.get(name, cost.weight_numel)
         if isinstance(n_active, int):  # exact: dense_flops is a multiple of weight_numel
             sparse: float = cost.dense_flops // cost.weight_numel * n_active
         else:
@@ -292,7 +279,7 @@ def flops_report(
     params_dense = params_nonzero = None
     if model is not None:
         params_dense, params_nonzero = param_counts(model)
-        params_nonzero -= sum(costs[n].weight_numel - round(a) for n, a in active.items())
+        params_nonzero -= sum(costs[n].weight_numel - round(a) for n, a in counts.items())
     return FlopsReport(
         dense_flops=total_flops(costs),
         sparse_flops=sum(row["sparse_flops"] for row in per_layer),
@@ -308,7 +295,7 @@ def forward_flops(costs: Mapping[str, LayerCost], active: Mapping[str, int]) -> 
 
     Layers absent from ``active`` count dense (active = weight_numel).
     """
-    _check_known(active, costs, "active counts")
+    check_known(active, costs, "active counts")
     total = 0
     for name, cost in costs.items():
         n = active.get(name, cost.weight_numel)
@@ -318,81 +305,3 @@ def forward_flops(costs: Mapping[str, LayerCost], active: Mapping[str, int]) -> 
             )
         total += 2 * cost.positions * n
     return total
-
-
-def _check_trajectory(trajectory: Sequence[TrajectoryRecord]) -> None:
-    if not trajectory or trajectory[0][0] != 0:
-        raise ValueError("trajectory: the first record must be at step 0")
-    steps = [s for s, _ in trajectory]
-    if steps != sorted(steps):
-        raise ValueError(f"trajectory: record steps must be non-decreasing, got {steps[:10]}...")
-
-
-def training_flops(
-    costs: Mapping[str, LayerCost],
-    trajectory: Sequence[TrajectoryRecord],
-    total_steps: int,
-    dense_grad_steps: Iterable[int] = (),
-) -> TrainFlops:
-    """Training FLOPs per example over the real mask trajectory, against dense training.
-
-    Training iteration s ∈ [0, total_steps) uses the counts of the last record with step ≤ s
-    (a later record at the same step replaces an earlier one) and costs 3·f_sparse(s): forward,
-    backward to activations, backward to weights. Each iteration in ``dense_grad_steps`` also
-    computes the dense weight gradient and costs an extra f_dense − f_sparse(s):
-
-        train = Σ_s 3·f_sparse(s) + Σ_{s ∈ G} (f_dense − f_sparse(s)),   dense = 3·f_dense·T.
-
-    ``dense_grad_steps`` G holds iteration indices: RigL/MEST the iterations whose gradient the
-    update reads (for an engine updating after optimizer step t, that is iteration t − 1), SNFS
-    ``range(total_steps)``, SET/static nothing. Values are per example, summed over all steps.
-    """
-    if total_steps <= 0:
-        raise ValueError(f"total_steps = {total_steps} is not allowed: must be positive")
-    _check_trajectory(trajectory)
-    grad_steps = sorted(set(dense_grad_steps))
-    if grad_steps and (grad_steps[0] < 0 or grad_steps[-1] >= total_steps):
-        raise ValueError(
-            f"dense_grad_steps must lie in [0, {total_steps}); "
-            f"got {grad_steps[0]}..{grad_steps[-1]}"
-        )
-    f_dense = total_flops(costs)
-    # Segment i covers iterations [start_i, start_{i+1}) clipped to [0, total_steps).
-    starts = [s for s, _ in trajectory] + [total_steps]
-    train = 0
-    for i, (start, counts) in enumerate(trajectory):
-        end = min(starts[i + 1], total_steps)
-        if end <= start:
-            continue
-        f_sparse = forward_flops(costs, counts)
-        n_grad = bisect.bisect_left(grad_steps, end) - bisect.bisect_left(grad_steps, start)
-        train += 3 * f_sparse * (end - start) + (f_dense - f_sparse) * n_grad
-    dense = 3 * f_dense * total_steps
-    log.debug("training FLOPs: %d sparse vs %d dense per example", train, dense)
-    return TrainFlops(float(train), float(dense), _ratio(train, dense))
-
-
-def engine_flops(
-    model: nn.Module,
-    engine: SparsityEngine | None,
-    slim: nn.Module,
-    example_inputs: torch.Tensor | Sequence[Any],
-    total_steps: int,
-) -> tuple[FlopsReport, TrainFlops | None]:
-    """Inference FLOPs of a (masked) ``model`` with its ``slim`` version, and training FLOPs
-    over the engine's mask trajectory for ``total_steps`` steps (``None`` for 0 steps).
-
-    ``engine=None`` is dense training. What ``report.json`` and ``chase flops RUN_DIR`` show.
-    """
-    costs = layer_costs(model, example_inputs)
-    masks = dict(engine.masks.items()) if engine is not None else None
-    report = flops_report(
-        costs, masks=masks, model=model, slim_costs=layer_costs(slim, example_inputs)
-    )
-    if total_steps <= 0:
-        return report, None
-    if engine is None:
-        return report, training_flops(costs, [(0, {})], total_steps)
-    trajectory = [(t, dict(zip(engine.layers, c))) for t, c in engine.trajectory]
-    grads = engine.dense_grad_iterations(total_steps)
-    return report, training_flops(costs, trajectory, total_steps, grads)

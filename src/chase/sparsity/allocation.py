@@ -2,16 +2,43 @@
 
 Pure functions over shapes; nothing here touches tensors. Counts always sum to the budget
 exactly (largest-remainder rounding), and layers whose share would exceed their size are
-made dense with the scale solved again over the rest (water-filling).
+made dense with the scale solved again over the rest (water-filling). An allocation is a
+function ``shape -> relative density`` registered in :data:`ALLOCATIONS`.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from chase.errors import ConfigError
+from chase.registry import Registry
+
+AllocationFn = Callable[[Sequence[int]], float]
+
+#: Allocations by name: the relative density of a layer from its weight shape, before scaling.
+ALLOCATIONS: Registry[AllocationFn] = Registry("allocation")
+
+
+@ALLOCATIONS.register("uniform")
+def uniform(shape: Sequence[int]) -> float:
+    """Every layer at the same density."""
+    return 1.0
+
+
+@ALLOCATIONS.register("er")
+def erdos_renyi(shape: Sequence[int]) -> float:
+    """Erdős–Rényi (SET): (n_in + n_out) / (n_in · n_out), kernel dimensions ignored."""
+    n_out = shape[0]
+    n_in = shape[1] if len(shape) > 1 else 1
+    return (n_in + n_out) / (n_in * n_out)
+
+
+@ALLOCATIONS.register("erk")
+def erdos_renyi_kernel(shape: Sequence[int]) -> float:
+    """Erdős–Rényi-Kernel (RigL): the sum of all dimensions over their product."""
+    return sum(shape) / math.prod(shape)
 
 
 def apportion(total: int, weights: Sequence[float], caps: Sequence[int]) -> list[int]:
@@ -71,18 +98,8 @@ def apportion(total: int, weights: Sequence[float], caps: Sequence[int]) -> list
 
 
 def layer_score(shape: Sequence[int], allocation: str, erk_power: float = 1.0) -> float:
-    """Relative density of a layer before scaling: 1 (uniform), ER or ERK (DESIGN §3)."""
-    if allocation == "uniform":
-        return 1.0
-    if allocation == "er":
-        n_out = shape[0]
-        n_in = shape[1] if len(shape) > 1 else 1
-        score = (n_in + n_out) / (n_in * n_out)
-    elif allocation == "erk":
-        score = sum(shape) / math.prod(shape)
-    else:
-        raise ConfigError(f"allocation = {allocation!r} is not allowed: uniform, er or erk")
-    return float(score**erk_power)
+    """Relative density of a layer before scaling (DESIGN §3), raised to ``erk_power``."""
+    return float(ALLOCATIONS.get(allocation, "allocation")(shape) ** erk_power)
 
 
 def allocate(

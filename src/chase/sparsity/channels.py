@@ -15,14 +15,19 @@ from typing import Any
 
 import torch
 
+from chase.checks import state_version
 from chase.errors import ConfigError
 from chase.sparsity.config import SparsityConfig
 from chase.sparsity.groups import ChannelGroup
 from chase.sparsity.masks import MaskSet
 from chase.sparsity.schedules import channel_sparsity
-from chase.sparsity.scores import SCORES, ChannelStats, Slot, channel_stats
+from chase.sparsity.scores import SCORES, ChannelStats, channel_stats, producer_slots
 
 log = logging.getLogger(__name__)
+
+#: ``ChannelConfig.exclude`` entry naming the last prunable group in module order (in a VGG
+#: the last conv's output, which feeds the classifier: the paper never prunes it).
+LAST = "last"
 
 
 def choose_removals(
@@ -74,7 +79,15 @@ def choose_removals(
 
 
 class ChannelPruner:
-    """Holds the live-channel state of every prunable group and runs channel events."""
+    """Holds the live-channel state of every prunable group and runs channel events.
+
+    ``alive`` (one bool per prunable channel) is the state; ``live`` and the masks' channel
+    restrictions are derived from it: :meth:`resync` rebuilds them after ``alive`` was
+    overwritten (a DDP broadcast), :meth:`check` lists what disagrees.
+    """
+
+    #: layout version of :meth:`state_dict`
+    STATE_VERSION = 1
 
     def __init__(self, config: SparsityConfig, groups: list[ChannelGroup], masks: MaskSet):
         ch = config.channels
@@ -90,17 +103,18 @@ class ChannelPruner:
         self.alive = torch.ones(self.total, dtype=torch.bool)
         self.live = self.total
         self.floors = self._floors()
-        self.slots = self._slots(self.groups)
+        self.slots, _ = producer_slots(self.groups, masks)
         self.events: list[dict[str, Any]] = []
 
     # -- setup -------------------------------------------------------------------------------
     def _usable(self, groups: list[ChannelGroup]) -> tuple[list[ChannelGroup], dict[str, str]]:
         ch = self.config.channels
         assert ch is not None
-        used = {pat: False for pat in ch.exclude}
+        patterns = [p for p in ch.exclude if p != LAST]
+        used = {pat: False for pat in patterns}
         keep, skipped = [], {}
         for g in groups:
-            hit = [p for p in ch.exclude if any(_match(m.module, p) for m in g.members)]
+            hit = [p for p in patterns if any(_match(m.module, p) for m in g.members)]
             for p in hit:
                 used[p] = True
             if not g.prunable:
@@ -115,6 +129,10 @@ class ChannelPruner:
                 skipped[g.name] = "a single channel"
             else:
                 keep.append(g)
+        if LAST in ch.exclude and keep:
+            skipped[keep.pop().name] = f"excluded by {LAST!r} (the last prunable group)"
+        elif LAST in ch.exclude:
+            used[LAST] = False
         unused = [p for p, u in used.items() if not u]
         if unused:
             raise ConfigError(f"ChannelConfig.exclude entry {unused[0]!r} matches no layer")
@@ -131,16 +149,6 @@ class ChannelPruner:
                 m = c if c <= r else max(r, -(-m // r) * r)
             floors.append(m)
         return torch.tensor(floors, dtype=torch.int64)
-
-    def _slots(self, groups: list[ChannelGroup]) -> list[Slot]:
-        slots = []
-        offset = 0
-        for g in groups:
-            for m in g.by_role("producer"):
-                if m.tensor in self.masks.params:
-                    slots.append(Slot(m.tensor, m.axis, m.index, offset))
-            offset += g.size
-        return slots
 
     # -- events ------------------------------------------------------------------------------
     def target(self, t: int) -> int:
@@ -186,17 +194,45 @@ class ChannelPruner:
                 continue  # running statistics only matter once the channel is sliced away
             if m.tensor not in self.masks.params:
                 raise ConfigError(f"channel group {group.name!r} names unknown tensor {m.tensor}")
-            n = self.masks.params[m.tensor].shape[m.axis]
-            keep = torch.ones(n, dtype=torch.bool)
-            keep[m.index[removed].reshape(-1)] = False
+            positions = self.masks.to_current(m.tensor, m.axis, m.index[removed].reshape(-1))
+            positions = positions[positions >= 0]  # a shrink took the others away already
+            if positions.numel() == 0:
+                continue
+            keep = torch.ones(self.masks.params[m.tensor].shape[m.axis], dtype=torch.bool)
+            keep[positions] = False
             self.masks.restrict(m.tensor, m.axis, keep)
+
+    def rebase(self) -> None:
+        """Map the producer slots onto the mask set's current coordinates (after a shrink);
+        channels keep their original indices everywhere else (reports, ``alive``)."""
+        self.slots, _ = producer_slots(self.groups, self.masks)
 
     def replay(self) -> None:
         """Re-apply the current live state to the masks (after loading a state dict)."""
         if self.live < self.total:
             self._apply(~self.alive)
 
+    def resync(self) -> None:
+        """Rebuild what derives from ``alive`` after it was overwritten in place (a broadcast
+        from rank 0): the live count and the masks' channel restrictions."""
+        self.live = int(self.alive.sum())
+        self.masks.clear_channels()
+        self.replay()
+
+    def check(self) -> list[str]:
+        """Broken invariants of the live-channel state, one sentence each (empty: all hold)."""
+        problems = []
+        if int(self.alive.sum()) != self.live:
+            problems.append("channel pruner's live count disagrees with its keep vector")
+        if bool((self.live_per_group() < torch.minimum(self.floors, self.sizes)).any()):
+            problems.append("a channel group fell below its floor")
+        return problems
+
     # -- reporting ---------------------------------------------------------------------------
+    def live_per_group(self) -> torch.Tensor:
+        """Live channels of every prunable group (int64, in ``groups`` order)."""
+        return torch.bincount(self.gid[self.alive], minlength=len(self.groups))
+
     def keep(self) -> dict[str, torch.Tensor]:
         """Bool keep-vector of every group (unpruned groups included, all True)."""
         out = {g.name: torch.ones(g.size, dtype=torch.bool) for g in self.all_groups}
@@ -205,7 +241,7 @@ class ChannelPruner:
         return out
 
     def summary(self) -> dict[str, Any]:
-        live_g = torch.bincount(self.gid[self.alive], minlength=len(self.groups)).tolist()
+        live_g = self.live_per_group().tolist()
         return {
             "live": self.live,
             "total": self.total,
@@ -217,12 +253,15 @@ class ChannelPruner:
 
     def state_dict(self) -> dict[str, Any]:
         return {
+            "version": self.STATE_VERSION,
             "groups": [[g.name, g.size] for g in self.groups],
             "alive": self.alive.clone(),
             "events": list(self.events),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``alive`` and the event log, and re-apply them to the masks."""
+        state_version(state, (self.STATE_VERSION,), "channel pruner state")
         mine = [[g.name, g.size] for g in self.groups]
         theirs = [list(x) for x in state["groups"]]
         if mine != theirs:
@@ -231,9 +270,8 @@ class ChannelPruner:
                 f"({len(mine)} vs {len(theirs)} groups): was the model or ChannelConfig changed?"
             )
         self.alive = state["alive"].clone().to(torch.bool)
-        self.live = int(self.alive.sum())
         self.events = list(state["events"])
-        self.replay()
+        self.resync()
 
 
 def _match(name: str, pattern: str) -> bool:

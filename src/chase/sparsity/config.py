@@ -2,44 +2,35 @@
 
 Field names are a public contract: they appear in YAML presets, run folders and checkpoints.
 Every invalid value raises ``ConfigError`` (a ``ValueError``) naming the field, the value
-and what is allowed.
+and what is allowed. Names (updater, allocation, drop schedule, channel score) are checked
+against their registries when a config is built, so an entry registered later is accepted.
+Errors name a field as ``SparsityConfig.density`` by default; a caller that knows the keys
+by other names passes ``key_prefix`` (``from_dict(data, "sparsity.")``) and errors read
+``sparsity.density = 1.5 is not allowed: ...``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
-from chase.checks import check, check_bool, check_choice, check_float, check_int
-from chase.errors import ConfigError
+from chase.checks import check, check_bool, check_choice, check_float, check_int, from_mapping
+from chase.sparsity.allocation import ALLOCATIONS
+from chase.sparsity.schedules import DROP_SCHEDULES
+from chase.sparsity.scores import SCORES
+from chase.sparsity.updaters import UPDATERS
 
-ALLOCATIONS = ("uniform", "er", "erk")
-UPDATERS = ("static", "set", "rigl", "snfs", "mest")
 SCOPES = ("layer", "global")
-DROP_SCHEDULES = ("cosine", "constant", "linear")
-CHANNEL_SCORES = ("umm", "mask_mean", "density", "random")
 
 
-def _check_names(owner: str, name: str, value: Any) -> tuple[str, ...]:
+def _check_names(key: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
-        check(False, f"{owner}.{name}", value, "a list of layer names or glob patterns")
+        check(False, key, value, "a list of layer names or glob patterns")
     return tuple(value)
-
-
-def _from_dict(cls: type, data: Mapping[str, Any]) -> Any:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{cls.__name__} expects a mapping, got {type(data).__name__}")
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(
-            f"{cls.__name__} has no field {unknown[0]!r}; known fields: {', '.join(names)}"
-        )
-    return cls(**dict(data))
 
 
 @dataclass(frozen=True)
@@ -51,10 +42,17 @@ class ChannelConfig:
     end: t_f, step by which S_c is reached (None: the engine's ``total_steps``).
     offset: step offset of the events (None: ``update_every // 2``, between weight updates).
     min_keep_ratio: β; a group keeps at least max(1, floor(C_g·(1 − S_c)·β)) channels.
-    score: channel score, one of ``umm``, ``mask_mean``, ``density``, ``random``.
+    score: channel score, a name in ``chase.sparsity.scores.SCORES`` (``umm``, ``mask_mean``,
+        ``density``, ``random``).
     prune_skip: also prune residual (skip-connection) groups.
     round_to: keep each pruned group's live channel count a multiple of this.
-    exclude: layer names or globs whose channel groups are never pruned.
+    exclude: layer names or globs whose channel groups are never pruned; the word ``last``
+        names the last group (in module order) that would otherwise be pruned (VGG's last conv).
+    shrink: after every channel event that removes channels, remove them physically from the
+        live model, its optimizer state and the engine's state, so the rest of training runs
+        on the narrower model. Off by default in the library (parameter shapes then change
+        under the caller's loop: wrappers such as DDP must be rebuilt, see
+        ``SparsityEngine.on_shrink``); the trainer turns it on for ``method: chase``.
     """
 
     sparsity: float = 0.5
@@ -66,24 +64,28 @@ class ChannelConfig:
     prune_skip: bool = False
     round_to: int = 1
     exclude: tuple[str, ...] = ()
+    shrink: bool = False
+    key_prefix: InitVar[str] = "ChannelConfig."
 
-    def __post_init__(self) -> None:
-        o = "ChannelConfig"
-        check_float(f"{o}.sparsity", self.sparsity, 0.0, 1.0, low_open=False, high_open=True)
-        check_int(f"{o}.every", self.every, 1)
-        check_int(f"{o}.end", self.end, 0, optional=True)
-        check_int(f"{o}.offset", self.offset, 0, optional=True)
+    def __post_init__(self, key_prefix: str) -> None:
+        p = key_prefix
+        check_float(f"{p}sparsity", self.sparsity, 0.0, 1.0, low_open=False, high_open=True)
+        check_int(f"{p}every", self.every, 1)
+        check_int(f"{p}end", self.end, 0, optional=True)
+        check_int(f"{p}offset", self.offset, 0, optional=True)
         check_float(
-            f"{o}.min_keep_ratio", self.min_keep_ratio, 0.0, 1.0, low_open=True, high_open=False
+            f"{p}min_keep_ratio", self.min_keep_ratio, 0.0, 1.0, low_open=True, high_open=False
         )
-        check_choice(f"{o}.score", self.score, CHANNEL_SCORES)
-        check_bool(f"{o}.prune_skip", self.prune_skip)
-        check_int(f"{o}.round_to", self.round_to, 1)
-        object.__setattr__(self, "exclude", _check_names(o, "exclude", self.exclude))
+        SCORES.get(self.score, f"{p}score")
+        check_bool(f"{p}prune_skip", self.prune_skip)
+        check_int(f"{p}round_to", self.round_to, 1)
+        object.__setattr__(self, "exclude", _check_names(f"{p}exclude", self.exclude))
+        check_bool(f"{p}shrink", self.shrink)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ChannelConfig:
-        return _from_dict(cls, data)
+    def from_dict(cls, data: Mapping[str, Any], prefix: str = "ChannelConfig.") -> ChannelConfig:
+        """Build from a mapping; ``prefix`` names the keys in errors (``"sparsity.channels."``)."""
+        return from_mapping(cls, data, prefix)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -96,16 +98,18 @@ class SparsityConfig:
     """Dynamic sparse training (DESIGN §3–4).
 
     density: fraction d of maskable weights that are active; budget B = round(d·N).
-    allocation: per-layer densities at initialisation: ``uniform``, ``er`` or ``erk``.
-    erk_power: exponent applied to the ER/ERK layer scores (1 = the published formula).
+    allocation: per-layer densities at initialisation, a name in
+        ``chase.sparsity.allocation.ALLOCATIONS`` (``uniform``, ``er``, ``erk``).
+    erk_power: exponent applied to the allocation's layer scores (1 = the published formula).
     keep_dense: layer names or globs kept fully dense inside the budget; also ``first``, ``last``.
-    updater: topology updater: ``static``, ``set``, ``rigl``, ``snfs`` or ``mest``.
+    updater: topology updater, a name in ``chase.sparsity.UPDATERS`` (``static``, ``set``,
+        ``rigl``, ``snfs``, ``mest``); it also checks the settings it needs.
     scope: ``layer`` (every layer keeps its count) or ``global`` (one ranking over layers).
     update_every: ΔT_p, steps between topology updates.
     drop_fraction: ζ₀, fraction of active weights dropped at an update at step 0.
     drop_fraction_end: value the cosine/linear drop schedule decays to at its end.
-    drop_schedule: ``cosine``, ``constant`` or ``linear`` decay of ζ(t) over [0, T],
-        T = ``dst_end`` if set, else ``total_steps``.
+    drop_schedule: decay of ζ(t) over [0, T], T = ``dst_end`` if set, else ``total_steps``: a
+        name in ``chase.sparsity.schedules.DROP_SCHEDULES`` (``cosine``, ``constant``, ``linear``).
     dst_end: step after which the topology freezes (None: never).
     mest_overshoot: δ₀, extra density of MEST's soft memory bound at step 0.
     mest_end: T_A, step where MEST's phase A ends and plain RigL updates take over
@@ -133,68 +137,40 @@ class SparsityConfig:
     total_steps: int | None = None
     seed: int = 0
     channels: ChannelConfig | None = field(default=None)
+    key_prefix: InitVar[str] = "SparsityConfig."
 
-    def __post_init__(self) -> None:
-        o = "SparsityConfig"
-        check_float(f"{o}.density", self.density, 0.0, 1.0, low_open=True, high_open=False)
-        check_choice(f"{o}.allocation", self.allocation, ALLOCATIONS)
-        check_float(f"{o}.erk_power", self.erk_power, 0.0, 10.0, low_open=True, high_open=False)
-        object.__setattr__(self, "keep_dense", _check_names(o, "keep_dense", self.keep_dense))
-        check_choice(f"{o}.updater", self.updater, UPDATERS)
-        check_choice(f"{o}.scope", self.scope, SCOPES)
-        check_int(f"{o}.update_every", self.update_every, 1)
+    def __post_init__(self, key_prefix: str) -> None:
+        p = key_prefix
+        check_float(f"{p}density", self.density, 0.0, 1.0, low_open=True, high_open=False)
+        ALLOCATIONS.get(self.allocation, f"{p}allocation")
+        check_float(f"{p}erk_power", self.erk_power, 0.0, 10.0, low_open=True, high_open=False)
+        object.__setattr__(self, "keep_dense", _check_names(f"{p}keep_dense", self.keep_dense))
+        updater = UPDATERS.get(self.updater, f"{p}updater")
+        check_choice(f"{p}scope", self.scope, SCOPES)
+        check_int(f"{p}update_every", self.update_every, 1)
+        for key in ("drop_fraction", "drop_fraction_end", "mest_overshoot"):
+            check_float(f"{p}{key}", getattr(self, key), 0.0, 1.0, low_open=False, high_open=False)
+        DROP_SCHEDULES.get(self.drop_schedule, f"{p}drop_schedule")
+        check_int(f"{p}dst_end", self.dst_end, 0, optional=True)
+        check_int(f"{p}mest_end", self.mest_end, 0, optional=True)
         check_float(
-            f"{o}.drop_fraction", self.drop_fraction, 0.0, 1.0, low_open=False, high_open=False
+            f"{p}snfs_momentum", self.snfs_momentum, 0.0, 1.0, low_open=False, high_open=True
         )
-        check_float(
-            f"{o}.drop_fraction_end",
-            self.drop_fraction_end,
-            0.0,
-            1.0,
-            low_open=False,
-            high_open=False,
-        )
-        check_choice(f"{o}.drop_schedule", self.drop_schedule, DROP_SCHEDULES)
-        check_int(f"{o}.dst_end", self.dst_end, 0, optional=True)
-        check_float(
-            f"{o}.mest_overshoot", self.mest_overshoot, 0.0, 1.0, low_open=False, high_open=False
-        )
-        check_int(f"{o}.mest_end", self.mest_end, 0, optional=True)
-        check_float(
-            f"{o}.snfs_momentum", self.snfs_momentum, 0.0, 1.0, low_open=False, high_open=True
-        )
-        check_int(f"{o}.total_steps", self.total_steps, 1, optional=True)
-        check_int(f"{o}.seed", self.seed, 0)
+        check_int(f"{p}total_steps", self.total_steps, 1, optional=True)
+        check_int(f"{p}seed", self.seed, 0)
         if isinstance(self.channels, Mapping):
-            object.__setattr__(self, "channels", ChannelConfig.from_dict(self.channels))
+            channels = ChannelConfig.from_dict(self.channels, f"{p}channels.")
+            object.__setattr__(self, "channels", channels)
         if self.channels is not None and not isinstance(self.channels, ChannelConfig):
-            check(False, f"{o}.channels", self.channels, "a ChannelConfig, a mapping or None")
-        if self.updater == "mest" and self.density + self.mest_overshoot > 1.0:
-            check(
-                False,
-                f"{o}.mest_overshoot",
-                self.mest_overshoot,
-                f"at most 1 - density = "
-                f"{1.0 - self.density:g} (the soft bound cannot exceed a dense model)",
-            )
-        needs_t = self.updater != "static" and (
-            self.drop_schedule != "constant" or self.updater == "mest"
-        )
-        if needs_t and self.schedule_end is None:
-            check(
-                False,
-                f"{o}.total_steps",
-                self.total_steps,
-                f"an integer >= 1 (updater {self.updater!r} with drop_schedule "
-                f"{self.drop_schedule!r} needs the run length; or set dst_end)",
-            )
+            check(False, f"{p}channels", self.channels, "a ChannelConfig, a mapping or None")
+        updater.check_config(self, p)
         ch = self.channels
         if ch is not None and ch.end is None and self.total_steps is None:
             check(
                 False,
-                "ChannelConfig.end",
+                f"{p}channels.end",
                 None,
-                "an integer >= 0 (or set SparsityConfig.total_steps, its default)",
+                f"an integer >= 0 (or set {p}total_steps, its default)",
             )
 
     @property
@@ -218,8 +194,9 @@ class SparsityConfig:
         return end
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SparsityConfig:
-        return _from_dict(cls, data)
+    def from_dict(cls, data: Mapping[str, Any], prefix: str = "SparsityConfig.") -> SparsityConfig:
+        """Build from a mapping; ``prefix`` names the keys in errors (``"sparsity."``)."""
+        return from_mapping(cls, data, prefix)
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -14,22 +14,29 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import nn
 
+Layout = dict[str, dict[int, torch.Tensor]]
+
 
 class MaskSet(Mapping[str, torch.Tensor]):
     """Masks keyed by parameter FQN (a read-only mapping), applied after every optimizer step.
 
     ``params`` holds every parameter of the model by FQN (channel removal also zeroes biases
-    and norm parameters); only the maskable weights have a mask.
+    and norm parameters); only the maskable weights have a mask. ``original_shapes`` are the
+    parameters' shapes when the set was made; after a shrink (``shrunk``) the parameters are
+    smaller and ``layout`` maps each cut tensor axis to the original positions still present,
+    so callers that speak of original channel indices (the channel pruner) can find them.
     """
 
     def __init__(self, params: Mapping[str, nn.Parameter], masks: Mapping[str, torch.Tensor]):
         self.params = dict(params)
+        self.original_shapes = {n: tuple(p.shape) for n, p in self.params.items()}
         self.names = list(masks)
         self._masks: dict[str, torch.Tensor] = {}
         for name in self.names:
             self.set(name, masks[name])
-        self.axis_keep: dict[str, dict[int, torch.Tensor]] = {}
-        self.param_keep: dict[str, torch.Tensor] = {}
+        self._axis_keep: dict[str, dict[int, torch.Tensor]] = {}
+        self._param_keep: dict[str, torch.Tensor] = {}
+        self.layout: Layout = {}
 
     def set(self, name: str, mask: torch.Tensor) -> None:
         param = self.params[name]
@@ -46,10 +53,31 @@ class MaskSet(Mapping[str, torch.Tensor]):
     def __len__(self) -> int:
         return len(self.names)
 
+    # -- coordinates ------------------------------------------------------------------------
+    def to_current(self, name: str, axis: int, positions: torch.Tensor) -> torch.Tensor:
+        """Original positions along ``axis`` of ``name`` in the current (shrunk) tensor, with
+        -1 for positions a shrink removed (any shape; int64)."""
+        kept = self.layout.get(name, {}).get(axis)
+        if kept is None:
+            return positions
+        if kept.numel() == 0:
+            return torch.full_like(positions, -1)
+        current = torch.searchsorted(kept, positions)
+        present = kept[current.clamp_max(kept.numel() - 1)] == positions
+        return torch.where(present, current, -1)
+
+    def shrunk(self, masks: Mapping[str, torch.Tensor], layout: Layout) -> None:
+        """Take the masks cut to the shrunk parameters and the new ``layout``; the removed
+        channels are physically gone, so no channel restriction is left."""
+        self.clear_channels()
+        self.layout = {t: {a: i.cpu() for a, i in axes.items()} for t, axes in layout.items()}
+        for name in self.names:
+            self.set(name, masks[name])
+
     # -- channels --------------------------------------------------------------------------
     def region(self, name: str) -> torch.Tensor | None:
         """Bool tensor broadcastable to ``name``'s shape: positions inside live channels."""
-        keeps = self.axis_keep.get(name)
+        keeps = self._axis_keep.get(name)
         if not keeps:
             return None
         ndim = self.params[name].dim()
@@ -61,10 +89,16 @@ class MaskSet(Mapping[str, torch.Tensor]):
             region = part if region is None else region & part
         return region
 
+    def clear_channels(self) -> None:
+        """Forget every channel restriction (the weight masks stay as they are); the channel
+        pruner re-applies its live state after this (``ChannelPruner.resync``)."""
+        self._axis_keep.clear()
+        self._param_keep.clear()
+
     def restrict(self, name: str, axis: int, keep: torch.Tensor) -> None:
         """AND a keep-vector into ``name``'s ``axis``; removed positions never come back."""
         param = self.params[name]
-        keeps = self.axis_keep.setdefault(name, {})
+        keeps = self._axis_keep.setdefault(name, {})
         current = keeps.get(axis)
         keep = keep.to(param.device)
         keeps[axis] = keep if current is None else current & keep
@@ -73,20 +107,37 @@ class MaskSet(Mapping[str, torch.Tensor]):
         if name in self._masks:
             self._masks[name] = self._masks[name] & region
         else:
-            self.param_keep[name] = region.expand_as(param).clone()
+            self._param_keep[name] = region.expand_as(param).clone()
 
     def capacity(self, name: str) -> int:
         """Number of positions of ``name`` inside live channels."""
         shape = list(self.params[name].shape)
-        for axis, keep in self.axis_keep.get(name, {}).items():
+        for axis, keep in self._axis_keep.get(name, {}).items():
             shape[axis] = int(keep.sum())
         return math.prod(shape)
 
     def live_shape(self, name: str) -> tuple[int, ...]:
         shape = list(self.params[name].shape)
-        for axis, keep in self.axis_keep.get(name, {}).items():
+        for axis, keep in self._axis_keep.get(name, {}).items():
             shape[axis] = int(keep.sum())
         return tuple(shape)
+
+    def check(self) -> list[str]:
+        """Broken invariants of every mask, one sentence each (empty: all hold): a mask that is
+        not a bool tensor of its weight's shape, masked weights that are not zero, active
+        weights inside removed channels."""
+        problems = []
+        for name in self.names:
+            mask, weight = self._masks[name], self.params[name].detach()
+            if mask.dtype != torch.bool or mask.shape != weight.shape:
+                problems.append(f"{name}: mask is not a bool tensor of the weight's shape")
+                continue
+            if bool((weight[~mask] != 0).any()):
+                problems.append(f"{name}: masked weights are not zero")
+            region = self.region(name)
+            if region is not None and bool((mask & ~region).any()):
+                problems.append(f"{name}: active weights inside removed channels")
+        return problems
 
     # -- application ---------------------------------------------------------------------
     def counts(self) -> list[int]:
@@ -102,7 +153,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
         pairs: list[tuple[torch.Tensor, torch.Tensor]] = [
             (self.params[n], self._masks[n]) for n in self.names
         ]
-        pairs += [(self.params[n], k) for n, k in self.param_keep.items()]
+        pairs += [(self.params[n], k) for n, k in self._param_keep.items()]
         if optimizer is not None:
             pairs += self._state_pairs(optimizer, pairs)
         by_device: dict[tuple[torch.device, torch.dtype], list[tuple[torch.Tensor, ...]]] = {}

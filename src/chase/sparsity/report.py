@@ -14,7 +14,7 @@ import torch
 
 from chase.sparsity.groups import ChannelGroup
 from chase.sparsity.masks import MaskSet
-from chase.sparsity.scores import Slot, channel_stats
+from chase.sparsity.scores import channel_stats, producer_slots
 
 
 def channel_report(
@@ -29,15 +29,9 @@ def channel_report(
     vector) marks removed channels; removed channels are listed but never counted amenable.
     """
     reported = [g for g in groups if any(m.tensor in masks.params for m in g.by_role("producer"))]
-    slots, offset = [], 0
-    for g in reported:
-        for m in g.by_role("producer"):
-            if m.tensor in masks.params:
-                slots.append(Slot(m.tensor, m.axis, m.index, offset))
-        offset += g.size
-    stats = channel_stats(slots, masks.params, masks, offset)
-    density = stats.active / stats.original.clamp_min(1.0)
-    umm = stats.abs_sum / stats.original.clamp_min(1.0)
+    slots, total = producer_slots(reported, masks)
+    stats = channel_stats(slots, masks.params, masks, total)
+    density, umm = stats.density(), stats.umm()
     out_groups: dict[str, Any] = {}
     live_total = amenable_total = 0
     start = 0

@@ -1,22 +1,70 @@
-"""Schedules as pure functions of the engine's one clock, the optimizer step ``t``."""
+"""Schedules as pure functions of the engine's one clock, the optimizer step ``t``.
+
+A drop schedule is a shape ``f(start, end, frac)`` over the fraction ``frac = t / T`` of its
+horizon, registered in :data:`DROP_SCHEDULES` with :func:`register_schedule`.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from chase.sparsity.config import SparsityConfig
+from chase.registry import Registry
+
+if TYPE_CHECKING:
+    from chase.sparsity.config import SparsityConfig
+
+ShapeFn = Callable[[float, float, float], float]
+
+
+@dataclass(frozen=True)
+class DropSchedule:
+    """A registered drop schedule: its shape, and whether it changes over time (then a
+    topology updater using it needs the horizon T: ``dst_end`` or ``total_steps``)."""
+
+    shape: ShapeFn
+    decays: bool = True
+
+
+#: Drop schedules by name (``SparsityConfig.drop_schedule``).
+DROP_SCHEDULES: Registry[DropSchedule] = Registry("drop schedule")
+
+
+def register_schedule(name: str, *, decays: bool = True) -> Callable[[ShapeFn], ShapeFn]:
+    """Decorator registering ``shape(start, end, frac)`` as drop schedule ``name``."""
+
+    def add(shape: ShapeFn) -> ShapeFn:
+        DROP_SCHEDULES.register(name)(DropSchedule(shape, decays))
+        return shape
+
+    return add
+
+
+@register_schedule("cosine")
+def cosine(start: float, end: float, frac: float) -> float:
+    """Half a cosine from ``start`` down (or up) to ``end`` (RigL)."""
+    return end + (start - end) * (1.0 + math.cos(math.pi * frac)) / 2.0
+
+
+@register_schedule("constant", decays=False)
+def constant(start: float, end: float, frac: float) -> float:
+    """``start`` throughout."""
+    return start
+
+
+@register_schedule("linear")
+def linear(start: float, end: float, frac: float) -> float:
+    """A straight line from ``start`` to ``end``."""
+    return start + (end - start) * frac
 
 
 def decay(start: float, end: float, t: int, horizon: int, kind: str) -> float:
     """Value at step ``t`` of a schedule going from ``start`` (t=0) to ``end`` (t>=horizon)."""
-    if kind == "constant":
-        return start
+    schedule = DROP_SCHEDULES.get(kind, "drop_schedule")
     frac = min(max(t / horizon, 0.0), 1.0) if horizon > 0 else 1.0
-    if kind == "cosine":
-        return end + (start - end) * (1.0 + math.cos(math.pi * frac)) / 2.0
-    if kind == "linear":
-        return start + (end - start) * frac
-    raise ValueError(f"unknown schedule {kind!r}")
+    return schedule.shape(start, end, frac)
 
 
 def drop_fraction(config: SparsityConfig, t: int) -> float:
@@ -40,8 +88,9 @@ def mest_density(config: SparsityConfig, t: int) -> float:
 
 
 def is_update_step(config: SparsityConfig, t: int) -> bool:
-    """Whether the topology update runs after optimizer step ``t``."""
-    if config.updater == "static" or t <= 0 or t % config.update_every:
+    """Whether step ``t`` is on the topology-update grid (the engine also asks its updater,
+    since ``static`` never rewires)."""
+    if t <= 0 or t % config.update_every:
         return False
     return config.dst_end is None or t <= config.dst_end
 

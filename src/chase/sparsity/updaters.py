@@ -2,23 +2,29 @@
 
 One shared routine, :func:`rewire`, keeps the highest drop scores among active weights and
 then grows the highest grow scores among the inactive positions inside live channels. An
-updater only says how many to keep and grow (per layer or globally) and how to score.
-Register a new one with :func:`register_updater`; the contract tests pick it up.
+updater only says how many to keep and grow (per layer or globally) and how to score, which
+settings it cannot run with (:meth:`TopologyUpdater.check_config`) and how many active weights
+it may leave right after an update (:meth:`TopologyUpdater.ceiling`). Register a new one with
+:func:`register_updater`; ``SparsityConfig``, the CLI and the contract tests pick it up.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from chase.checks import check, state_version
+from chase.registry import Registry
 from chase.sparsity.allocation import apportion
-from chase.sparsity.config import SparsityConfig
-from chase.sparsity.schedules import drop_fraction, mest_density, mest_phase_end
+from chase.sparsity.schedules import DROP_SCHEDULES, drop_fraction, mest_density, mest_phase_end
 from chase.sparsity.selection import top_k
+
+if TYPE_CHECKING:
+    from chase.sparsity.config import SparsityConfig
 
 
 @dataclass
@@ -43,6 +49,11 @@ class Context:
     pinned: int  # active weights of pinned layers
     generator: torch.Generator
 
+    @property
+    def budget(self) -> int:
+        """B, the budget of the whole model (pinned layers included)."""
+        return self.budget_free + self.pinned
+
 
 @dataclass
 class Plan:
@@ -55,12 +66,32 @@ class Plan:
 class TopologyUpdater:
     """Base updater: magnitude drop; subclasses choose grow scores and, if needed, counts."""
 
-    name: ClassVar[str] = "static"
+    name: ClassVar[str] = ""
     #: when the dense gradient of the weights is read: "never", at "update" steps, or "every" step
     dense_grad: ClassVar[str] = "never"
+    #: whether the engine calls :meth:`plan` at update steps (``static`` never rewires)
+    rewires: ClassVar[bool] = True
+    #: layout version of :meth:`state_dict`; bump it (and read the old one) when it changes
+    state_version: ClassVar[int] = 1
 
     def __init__(self, config: SparsityConfig):
         self.config = config
+
+    @classmethod
+    def check_config(cls, config: SparsityConfig, prefix: str) -> None:
+        """Raise ``ConfigError`` for settings this updater cannot run with; ``prefix`` is how
+        the caller names the config's keys (``"SparsityConfig."``, ``"sparsity."``).
+
+        Default: a drop schedule that decays needs its horizon T (``dst_end`` or
+        ``total_steps``)."""
+        if DROP_SCHEDULES.get(config.drop_schedule).decays:
+            need_horizon(cls.name, config, prefix)
+
+    def ceiling(self, step: int, budget: int, total: int) -> int:
+        """Most active weights allowed right after an update at ``step`` (and until the next
+        one), for a model of ``total`` maskable weights and a ``budget``: the budget itself."""
+        del step, total
+        return budget
 
     def plan(self, ctx: Context, layers: Sequence[Layer]) -> Plan:
         """Drop ζ(t) of the active weights, then grow back up to the budget (RigL/SET)."""
@@ -83,23 +114,41 @@ class TopologyUpdater:
     def observe(self, weights: Mapping[str, torch.Tensor]) -> None:
         """Called after every optimizer step (only updaters with dense_grad == 'every')."""
 
+    def shrunk(self, cut: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]) -> None:
+        """The model shrank: ``cut`` turns FQN-keyed tensors shaped like the old weights into
+        the new shapes. An updater that keeps per-weight state (SNFS) cuts it here."""
+
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        """Plain data to resume from; subclasses add their keys to this dict."""
+        return {"version": self.state_version}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        del state
+        """Check the saved layout version; subclasses then read their keys."""
+        state_version(state, (self.state_version,), f"updater {self.name!r} state")
 
 
-UPDATERS: dict[str, type[TopologyUpdater]] = {}
+def need_horizon(updater: str, config: SparsityConfig, prefix: str) -> None:
+    """``ConfigError`` unless the drop schedule's horizon T (``dst_end``/``total_steps``) is set."""
+    check(
+        config.schedule_end is not None,
+        f"{prefix}total_steps",
+        config.total_steps,
+        f"an integer >= 1 (updater {updater!r} with drop_schedule "
+        f"{config.drop_schedule!r} needs the run length; or set dst_end)",
+    )
 
 
-def register_updater(cls: type[TopologyUpdater]) -> type[TopologyUpdater]:
-    UPDATERS[cls.name] = cls
-    return cls
+#: Topology updaters by name (``SparsityConfig.updater``).
+UPDATERS: Registry[type[TopologyUpdater]] = Registry("updater")
+
+
+def register_updater(cls: type[TopologyUpdater], *, replace: bool = False) -> type[TopologyUpdater]:
+    """Class decorator registering ``cls`` under ``cls.name``."""
+    return UPDATERS.register(cls.name, replace=replace)(cls)
 
 
 def create_updater(config: SparsityConfig) -> TopologyUpdater:
-    return UPDATERS[config.updater](config)
+    return UPDATERS.get(config.updater, "updater")(config)
 
 
 def _abs_into(tensor: torch.Tensor | None, out: torch.Tensor) -> None:
@@ -111,7 +160,16 @@ def _abs_into(tensor: torch.Tensor | None, out: torch.Tensor) -> None:
         out.copy_(tensor).abs_()
 
 
-register_updater(TopologyUpdater)
+@register_updater
+class Static(TopologyUpdater):
+    """Static sparse training: the initial random masks never change (the baseline)."""
+
+    name = "static"
+    rewires = False
+
+    @classmethod
+    def check_config(cls, config: SparsityConfig, prefix: str) -> None:
+        """Nothing to check: the drop schedule is never used."""
 
 
 @register_updater
@@ -191,10 +249,14 @@ class SNFS(TopologyUpdater):
         grows = apportion(ctx.budget_free - sum(keeps), means, room)
         return Plan(keeps, grows)
 
+    def shrunk(self, cut: Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]) -> None:
+        self.ema = cut(self.ema)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"ema": dict(self.ema)}
+        return {**super().state_dict(), "ema": dict(self.ema)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
         self.ema = {n: t.clone() for n, t in state.get("ema", {}).items()}
 
 
@@ -205,11 +267,29 @@ class MEST(RigL):
 
     name = "mest"
 
+    @classmethod
+    def check_config(cls, config: SparsityConfig, prefix: str) -> None:
+        """The soft bound stays within a dense model, and its decay needs T (always)."""
+        check(
+            config.density + config.mest_overshoot <= 1.0,
+            f"{prefix}mest_overshoot",
+            config.mest_overshoot,
+            f"at most 1 - density = {1.0 - config.density:g} "
+            "(the soft bound cannot exceed a dense model)",
+        )
+        need_horizon(cls.name, config, prefix)
+
+    def ceiling(self, step: int, budget: int, total: int) -> int:
+        """Phase A (t < T_A): the soft bound max(B, round(D(t)·N)); afterwards the budget."""
+        if step >= mest_phase_end(self.config):
+            return budget
+        return max(budget, round(mest_density(self.config, step) * total))
+
     def plan(self, ctx: Context, layers: Sequence[Layer]) -> Plan:
         if ctx.step >= mest_phase_end(self.config):
             return super().plan(ctx, layers)
-        bound = round(mest_density(self.config, ctx.step) * ctx.total)
-        bound_free = max(bound - ctx.pinned, ctx.budget_free)  # keep_dense counts in N and B
+        # keep_dense layers count in N and B, so the free layers get the bound less theirs
+        bound_free = self.ceiling(ctx.step, ctx.budget, ctx.total) - ctx.pinned
         if self.config.scope == "global":
             keep = min(sum(lay.active for lay in layers), ctx.budget_free)
             return Plan(keep, bound_free - keep)

@@ -3,8 +3,9 @@
 Torch-Pruning's dependency graph finds which channel slots are tied together (residual streams,
 depthwise ties, concatenation offsets, flatten→Linear heads). It hands back modules and index
 lists; this module converts them into ``ChannelGroup``/``Member`` records named by state-dict
-FQN and axis, and refuses to guess: any group that touches a layer type outside a small table,
-an op outside the whitelist in ``chase.structure.ops``, the model output, a shared module, or a
+FQN and axis through the table of layer kinds (``chase.structure.layers``), and refuses to
+guess: any group that touches a layer the table does not know (or knows as unprunable), an op
+outside the whitelist in ``chase.structure.ops``, the model output, a shared module, or a
 tensor axis whose channels are not covered exactly once, is returned with ``prunable=False``
 and a reason that names the layer or op.
 """
@@ -24,39 +25,11 @@ from torch import nn
 
 from chase.sparsity.groups import ChannelGroup, Member
 from chase.structure import ops
+from chase.structure.layers import LayerKind, layer_kind
 
 _log = logging.getLogger(__name__)
 
 OUTPUT_REASON = "reaches the model output"
-_LAYERS: tuple[tuple[type[nn.Module], str], ...] = (
-    (nn.Conv1d, "conv"),
-    (nn.Conv2d, "conv"),
-    (nn.Linear, "linear"),
-    (nn.BatchNorm1d, "norm"),
-    (nn.BatchNorm2d, "norm"),
-    (nn.SyncBatchNorm, "norm"),
-)
-
-
-def layer_kind(module: nn.Module) -> str | None:
-    """Table entry of a layer: conv, depthwise, grouped, linear, norm; None if unsupported.
-
-    Subclasses count only when they keep the base class's forward, so a custom layer that
-    permutes channels inside ``forward`` is never mistaken for its base type.
-    """
-    for base, kind in _LAYERS:
-        if not isinstance(module, base) or type(module).forward is not base.forward:
-            continue
-        if kind != "conv":
-            return kind
-        assert isinstance(module, nn.Conv1d | nn.Conv2d)
-        if type(module)._conv_forward is not base._conv_forward:  # type: ignore[attr-defined]
-            return None
-        if module.groups == 1:
-            return "conv"
-        same = module.groups == module.in_channels == module.out_channels
-        return "depthwise" if same else "grouped"
-    return None
 
 
 @dataclass
@@ -68,7 +41,8 @@ class _Trace:
     outputs: set[Any]
     shapes: dict[str, torch.Size]
     params: dict[int, str]
-    linear_weights: set[int]
+    kinds: dict[nn.Module, LayerKind]
+    weight_ops: dict[int, frozenset[str]]
 
 
 def discover_groups(model: nn.Module, example_inputs: Any) -> list[ChannelGroup]:
@@ -134,8 +108,8 @@ def _trace(model: nn.Module, example_inputs: Any) -> _Trace:
         return out
 
     calls: Counter[nn.Module] = Counter()
-    watched = [m for m in model.modules() if layer_kind(m) is not None]
-    hooks = [m.register_forward_hook(lambda mod, i, o: calls.update([mod])) for m in watched]
+    kinds = {m: k for m in model.modules() if (k := layer_kind(m)) is not None}
+    hooks = [m.register_forward_hook(lambda mod, i, o: calls.update([mod])) for m in kinds]
     try:
         with preserved_modes(model), torch.enable_grad():
             graph = tp.DependencyGraph().build_dependency(
@@ -153,7 +127,8 @@ def _trace(model: nn.Module, example_inputs: Any) -> _Trace:
         outputs={t.grad_fn for t in outputs if t.grad_fn is not None},
         shapes={k: v.shape for k, v in model.state_dict().items()},
         params={id(p): n for n, p in model.named_parameters()},
-        linear_weights={id(m.weight) for m in watched if isinstance(m, nn.Linear)},
+        kinds=kinds,
+        weight_ops={id(m.weight): k.weight_ops for m, k in kinds.items() if k.weight_ops},
     )
 
 
@@ -172,46 +147,22 @@ def _rows(idxs: Sequence[int], roots: Sequence[int] | None, size: int) -> torch.
     return idx[order].reshape(size, -1)
 
 
-def _fqn(module_name: str, tensor: str) -> str:
-    return f"{module_name}.{tensor}" if module_name else tensor
-
-
-def _members(
-    mod: nn.Module, name: str, kind: str, is_out: bool, rows: torch.Tensor
-) -> list[Member]:
-    """The table: which tensor axes of a supported layer one channel slot occupies."""
-    if kind == "norm":
-        found = []
-        for t, role in (("weight", "param"), ("bias", "param")):
-            if getattr(mod, t, None) is not None:
-                found.append(Member(_fqn(name, t), 0, rows, role))
-        for t in ("running_mean", "running_var"):
-            if getattr(mod, t, None) is not None:
-                found.append(Member(_fqn(name, t), 0, rows, "buffer"))
-        return found
-    if is_out or kind == "depthwise":
-        found = [Member(_fqn(name, "weight"), 0, rows, "producer")]
-        if getattr(mod, "bias", None) is not None:
-            found.append(Member(_fqn(name, "bias"), 0, rows, "param"))
-        return found
-    return [Member(_fqn(name, "weight"), 1, rows, "consumer")]
-
-
-def _layer_problem(node: Any, mod: nn.Module, name: str, is_out: bool, t: _Trace) -> str | None:
-    kind = layer_kind(mod)
+def _layer_problem(
+    node: Any, mod: nn.Module, name: str, kind: LayerKind | None, is_out: bool, t: _Trace
+) -> str | None:
     if kind is None:
         return f"{type(mod).__name__} '{name}' is not supported"
-    if kind == "grouped":
-        return f"grouped conv '{name}' (groups={mod.groups}) is not depthwise"
+    if kind.refusal is not None:
+        return kind.refusal(mod, name)
     if t.calls[mod] > 1:
         return f"'{name}' runs {t.calls[mod]} times per forward (shared layer)"
-    if kind in ("depthwise", "norm") and not node.inputs:
+    if kind.channelwise and not node.inputs:
         return f"'{name}' reads a tensor the trace cannot see (model input?)"
-    if kind == "linear":
-        shape = ops.out_shape(node.grad_fn)
-        if shape is None or len(shape) != 2:
-            return f"Linear '{name}' is applied to a tensor that is not (batch, features)"
-    if (is_out or kind in ("depthwise", "norm")) and node.grad_fn in t.outputs:
+    if kind.check is not None:
+        problem = kind.check(mod, name, ops.out_shape(node.grad_fn))
+        if problem is not None:
+            return problem
+    if (is_out or kind.channelwise) and node.grad_fn in t.outputs:
         return f"{OUTPUT_REASON} (output axis of '{name}')"
     return None
 
@@ -229,13 +180,14 @@ def _nearest_layer(node: Any, t: _Trace) -> str:
     return ""
 
 
-def _is_weight_transpose(grad_fn: Any, t: _Trace) -> bool:
-    """Linear's own ``weight.t()``, which Torch-Pruning records as an op node."""
-    if ops.base_name(grad_fn) != "T":
-        return False
+def _is_own_weight_op(grad_fn: Any, t: _Trace) -> bool:
+    """An op a table layer applies to its own weight (Linear's ``weight.t()``), which
+    Torch-Pruning records as an op node."""
+    name = ops.base_name(grad_fn)
     fns = [fn for fn, _ in grad_fn.next_functions]
-    return all(
-        fn is not None and id(getattr(fn, "variable", None)) in t.linear_weights for fn in fns
+    return bool(fns) and all(
+        fn is not None and name in t.weight_ops.get(id(getattr(fn, "variable", None)), ())
+        for fn in fns
     )
 
 
@@ -245,7 +197,7 @@ def _op_problem(node: Any, t: _Trace) -> str | None:
         return f"unwrapped parameter '{t.params.get(id(mod), '?')}' is not supported"
     if isinstance(mod, tp.ops._OutputOp):
         return f"{OUTPUT_REASON}{_nearest_layer(node, t)}"
-    if _is_weight_transpose(node.grad_fn, t):
+    if _is_own_weight_op(node.grad_fn, t):
         return None
     problem = ops.op_problem(node.grad_fn)
     return None if problem is None else problem + _nearest_layer(node, t)
@@ -264,17 +216,17 @@ def _convert(tp_group: Any, t: _Trace) -> ChannelGroup:
         if isinstance(mod, torch.Tensor) or mod not in t.names:
             problems.append(_op_problem(node, t) or "")
             continue
-        name, kind = t.names[mod], layer_kind(mod)
+        name, kind = t.names[mod], t.kinds.get(mod)
         layers.append(name)
-        if is_out and kind in ("conv", "linear", "grouped"):
+        if is_out and kind is not None and kind.produces:
             producers.append(name)
-        problem = _layer_problem(node, mod, name, is_out, t)
+        problem = _layer_problem(node, mod, name, kind, is_out, t)
         rows = _rows(item.idxs, item.root_idxs, size)
         if problem is None and rows is None:
             problem = f"channel indices of '{name}' could not be mapped"
         problems.append(problem or "")
-        if kind in ("conv", "depthwise", "linear", "norm") and rows is not None:
-            members += _members(mod, name, kind, is_out, rows)  # listed even if unprunable
+        if kind is not None and rows is not None:
+            members += kind.members(mod, name, is_out, rows)  # listed even if unprunable
     unique = sorted({p for p in problems if p}, key=problems.index)
     reason = "; ".join(unique[:3]) + (f" (+{len(unique) - 3} more)" if len(unique) > 3 else "")
     mods = tuple(sorted(set(layers), key=lambda n: t.order[n]))

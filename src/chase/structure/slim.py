@@ -1,10 +1,11 @@
-"""Physical slimming: resize Conv/Linear/BatchNorm modules to the positions a SlimSpec keeps.
+"""Physical slimming: resize table layers (``chase.structure.layers``) to what a SlimSpec keeps.
 
 This is plain index slicing, not Torch-Pruning's per-layer surgery (see docs/decisions.md):
-every listed tensor is cut with ``index_select`` along each listed axis, and the module
-attributes that describe shapes are made consistent with the new tensors. Parameters keep their
-identity (``param.data`` is replaced), so ``requires_grad``, hooks and any references the
-caller holds stay valid; optimizer state must be cut with ``slice_tensor_dict`` or rebuilt.
+every listed tensor is cut with ``index_select`` along each axis its layer kind allows, and
+the kind's ``resize`` makes the module attributes that describe shapes agree with the new
+tensors. Parameters keep their identity (``param.data`` is replaced), so ``requires_grad``,
+hooks and any references the caller holds stay valid; optimizer state must be cut with
+``slice_tensor_dict`` or rebuilt.
 """
 
 from __future__ import annotations
@@ -17,18 +18,10 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from chase.structure.coupling import layer_kind
+from chase.structure.layers import layer_kind
 from chase.structure.spec import SlimSpec
 
 _log = logging.getLogger(__name__)
-
-#: Axes each supported layer kind may be cut along, per tensor name.
-_AXES: dict[str, dict[str, tuple[int, ...]]] = {
-    "conv": {"weight": (0, 1), "bias": (0,)},
-    "depthwise": {"weight": (0,), "bias": (0,)},
-    "linear": {"weight": (0, 1), "bias": (0,)},
-    "norm": {"weight": (0,), "bias": (0,), "running_mean": (0,), "running_var": (0,)},
-}
 
 
 def _cut(t: torch.Tensor, axes: Mapping[int, torch.Tensor]) -> torch.Tensor:
@@ -61,10 +54,10 @@ def _module_plan(model: nn.Module, spec: SlimSpec) -> dict[str, dict[str, str]]:
 
 def _cut_module(module: nn.Module, module_name: str, names: dict[str, str], spec: SlimSpec) -> None:
     kind = layer_kind(module)
-    allowed = _AXES.get(kind or "", {})
+    allowed = {} if kind is None else kind.cut_axes
     for local, fqn in names.items():
         if any(a not in allowed.get(local, ()) for a in spec.keep[fqn]):
-            what = type(module).__name__ if kind is None else f"{kind} layer"
+            what = type(module).__name__ if kind is None else f"{kind.name} layer"
             raise ValueError(f"cannot cut '{fqn}' along {sorted(spec.keep[fqn])}: {what}")
     originals = {local: getattr(module, local).shape for local in names}
     for local, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
@@ -77,31 +70,39 @@ def _cut_module(module: nn.Module, module_name: str, names: dict[str, str], spec
             axes = spec.keep[names[twin]]
             _log.debug("cutting %s.%s like its twin %s", module_name, local, twin)
         _replace(module, local, t, _cut(t.detach(), axes))
-    _sync_attributes(module, kind)
+    if kind is not None:  # None only when nothing was cut
+        kind.resize(module)
 
 
 def _replace(module: nn.Module, local: str, old: torch.Tensor, new: torch.Tensor) -> None:
     if isinstance(old, nn.Parameter):
-        old.data = new.contiguous()  # same Parameter object: requires_grad and hooks survive
+        rebind(old, same_format(new, old))  # same Parameter: requires_grad and hooks survive
         old.grad = None
     else:
-        setattr(module, local, new.contiguous())
+        setattr(module, local, same_format(new, old))
 
 
-def _sync_attributes(module: nn.Module, kind: str | None) -> None:
-    """Make shape attributes agree with the (already cut) tensors."""
-    if isinstance(module, nn.Conv1d | nn.Conv2d):
-        module.out_channels = module.weight.shape[0]
-        if kind == "depthwise":
-            module.in_channels = module.groups = module.weight.shape[0]
-        else:
-            module.in_channels = module.weight.shape[1] * module.groups
-    elif isinstance(module, nn.Linear):
-        module.out_features, module.in_features = module.weight.shape
-    elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-        ref = module.weight if module.weight is not None else module.running_mean
-        assert ref is not None
-        module.num_features = ref.shape[0]
+def rebind(param: nn.Parameter, data: torch.Tensor) -> None:
+    """``param.data = data`` for data of another shape, safe while autograd graphs that use
+    ``param`` are still alive (a training loop's last ``loss``).
+
+    Autograd caches each leaf's gradient accumulator with the leaf's shape, and assigning
+    ``.data`` of the same dtype and device keeps that cache: the next backward would then
+    reject gradients of the new shape. Passing through an empty tensor of another dtype makes
+    autograd drop the cache (it does so whenever the data's type changes) while the
+    Parameter object, its hooks and its attributes stay the same.
+    """
+    other = torch.float64 if data.dtype != torch.float64 else torch.float32
+    param.data = torch.empty(0, dtype=other, device=data.device)
+    param.data = data
+
+
+def same_format(new: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``new`` made contiguous in ``like``'s memory format (a channels_last weight stays so)."""
+    channels_last = like.is_contiguous(memory_format=torch.channels_last)
+    if like.dim() == 4 and channels_last and not like.is_contiguous():
+        return new.contiguous(memory_format=torch.channels_last)
+    return new.contiguous()
 
 
 def apply_spec(model: nn.Module, spec: SlimSpec) -> nn.Module:

@@ -41,6 +41,44 @@ class SlimSpec:
             self.sizes[t][a] - int(i.numel()) for t, ax in self.keep.items() for a, i in ax.items()
         )
 
+    def relative_to(self, done: SlimSpec | None) -> SlimSpec:
+        """The spec that takes a model already resized to ``done`` on to this one.
+
+        Both are in the original model's coordinates; the result is in the resized model's
+        (its ``sizes`` are the current lengths), ready for ``apply_spec``. Positions that
+        ``done`` removed cannot come back: that raises ValueError.
+        """
+        if done is None:
+            return self
+        keep: dict[str, dict[int, torch.Tensor]] = {}
+        sizes: dict[str, dict[int, int]] = {}
+        for tensor in sorted(set(self.keep) | set(done.keep)):
+            axes = set(self.keep.get(tensor, {})) | set(done.keep.get(tensor, {}))
+            for axis in sorted(axes):
+                want = self._positions(tensor, axis, done)
+                base = done.keep.get(tensor, {}).get(axis)
+                if base is None:
+                    current, n = want, self.sizes[tensor][axis]
+                else:
+                    current, n = torch.searchsorted(base, want), base.numel()
+                    if bool((current >= n).any()) or not torch.equal(
+                        base[current.clamp_max(n - 1)], want
+                    ):
+                        raise ValueError(
+                            f"slim spec: positions of '{tensor}' axis {axis} that were removed "
+                            "cannot come back"
+                        )
+                keep.setdefault(tensor, {})[axis] = current
+                sizes.setdefault(tensor, {})[axis] = n
+        return SlimSpec(keep, sizes)
+
+    def _positions(self, tensor: str, axis: int, done: SlimSpec) -> torch.Tensor:
+        """Kept original positions of one axis (all of them where this spec does not list it)."""
+        idx = self.keep.get(tensor, {}).get(axis)
+        if idx is not None:
+            return idx
+        return torch.arange(done.sizes[tensor][axis])
+
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dicts for ``torch.save`` (loads with ``weights_only=True``)."""
         return {

@@ -4,17 +4,27 @@ Sources merge in this order, later ones winning: defaults < preset < YAML file (
 < ``--set key=value`` < command-line flags. Step-valued sparsity knobs (``update_every``,
 ``dst_end``, ``mest_end``, ``channels.every/end/offset``) accept an integer number of optimizer
 steps or a string such as ``"130ep"`` (epochs), resolved once the data size is known.
+
+**``method`` and the ``sparsity`` section** (one rule, :func:`_engine_config`):
+
+- ``dense``: no sparsity engine; the section is still checked, and otherwise unused.
+- ``chase``: dynamic sparse training with ``sparsity.updater`` (default ``mest``) plus the
+  channel learner ``sparsity.channels`` (absent or null: the default channel settings, except
+  that ``sparsity.channels.shrink`` defaults to true in a run: removed channels leave the
+  model at once).
+- any registered updater name (``static``, ``set``, ``rigl``, ``snfs``, ``mest``, ...): plain
+  DST with that updater. ``sparsity.updater`` may repeat it; naming another updater is a
+  contradiction and a ``ConfigError``. ``sparsity.channels`` is checked but unused, so a
+  baseline preset can extend a Chase preset by changing ``method`` alone.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import math
-import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,14 +34,38 @@ from chase.checks import (
     check_choice,
     check_float,
     check_int,
-    did_you_mean,
+    from_mapping,
     is_integer,
     is_number,
+    not_allowed,
 )
+from chase.data.config import DataConfig
 from chase.errors import ConfigError
-from chase.sparsity.config import UPDATERS, ChannelConfig, SparsityConfig
+from chase.sparsity import UPDATERS, ChannelConfig, SparsityConfig
 
-METHODS = ("dense", "static", "set", "rigl", "snfs", "mest", "chase")
+
+class _Methods(Collection[str]):
+    """``dense``, every registered updater, ``chase``: read from the updater registry on each
+    use, so an updater registered after import is a method too."""
+
+    def _names(self) -> tuple[str, ...]:
+        return ("dense", *UPDATERS.names(), "chase")
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+#: The values of ``method`` (a live view of the updater registry).
+METHODS: Collection[str] = _Methods()
 STEP_FIELDS = ("update_every", "dst_end", "mest_end", "total_steps")
 CHANNEL_STEP_FIELDS = ("every", "end", "offset")
 _EPOCHS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*ep(?:ochs?)?\s*$")
@@ -48,58 +82,6 @@ def check_device(value: Any, key: str = "device") -> str:
         return value
     shown = f"{key} {value!r}" if key.startswith("--") else f"{key} = {value!r}"
     raise ConfigError(f"{shown} is not allowed: {DEVICES}")
-
-
-def _check_dataset(key: str, value: Any, real: bool = False) -> None:
-    """A dataset name or alias (``real``: not ``synthetic``), as ``build_data`` accepts it."""
-    from chase.data.specs import SYNTHETIC, resolve_dataset
-
-    check(isinstance(value, str) and value.strip() != "", key, value, "a dataset name")
-    if resolve_dataset(value, key) == SYNTHETIC and real:
-        check(False, key, value, "a real dataset for synthetic data to imitate")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where the data comes from and how it is batched (``batch_size`` is the global batch)."""
-
-    name: str = "synthetic"
-    dir: str | None = None
-    batch_size: int = 128
-    eval_batch_size: int | None = None
-    subset: int | None = None
-    val_split: float = 0.0
-    augment: bool = True
-    workers: int = 4
-    synthetic_like: str = "cifar10"
-    synthetic_size: int | None = None
-    image_size: int | None = None
-
-    def __post_init__(self) -> None:
-        _check_dataset("data.name", self.name)
-        if isinstance(self.dir, os.PathLike):
-            object.__setattr__(self, "dir", os.fspath(self.dir))
-        check(
-            self.dir is None or (isinstance(self.dir, str) and self.dir != ""),
-            "data.dir",
-            self.dir,
-            "a folder path or null",
-        )
-        check_int("data.batch_size", self.batch_size, 1)
-        check_int("data.eval_batch_size", self.eval_batch_size, 1, optional=True)
-        check_int("data.subset", self.subset, 1, optional=True)
-        check(
-            (is_integer(self.val_split) and self.val_split >= 0)
-            or (isinstance(self.val_split, float) and 0 <= self.val_split < 1),
-            "data.val_split",
-            self.val_split,
-            "a fraction in [0, 1) or a count of examples (an integer >= 0)",
-        )
-        check_bool("data.augment", self.augment)
-        check_int("data.workers", self.workers, 0)
-        _check_dataset("data.synthetic_like", self.synthetic_like, real=True)
-        check_int("data.synthetic_size", self.synthetic_size, 1, optional=True)
-        check_int("data.image_size", self.image_size, 1, optional=True)
 
 
 @dataclass(frozen=True)
@@ -240,7 +222,7 @@ class RunConfig:
         for key, cls in _NESTED.items():
             value = getattr(self, key)
             if isinstance(value, Mapping):
-                object.__setattr__(self, key, _build(cls, value, f"{key}."))
+                object.__setattr__(self, key, from_mapping(cls, value, f"{key}."))
             check(isinstance(getattr(self, key), cls), key, value, "a mapping of settings")
         for key in ("eval_every", "log_every", "checkpoint_every"):
             check_int(key, getattr(self, key), 1)
@@ -252,8 +234,7 @@ class RunConfig:
             self.recalibrate_bn_steps,
             "an integer >= 0 (0: no recalibration) or null (one epoch of training batches)",
         )
-        _check_sparsity_section(self.sparsity)
-        _check_sparsity_values(self.sparsity, self.method)
+        _engine_config(self.sparsity, self.method, 100, 100)  # placeholder data size
 
     # -- conversion --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -261,48 +242,47 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
-        return _build(cls, data, "")
+        return from_mapping(cls, data)
 
     def sparsity_config(self, steps_per_epoch: int, total_steps: int) -> SparsityConfig | None:
         """The engine's config for this run's method, with epoch values turned into steps."""
-        if self.method == "dense":
-            return None
         return _engine_config(self.sparsity, self.method, steps_per_epoch, total_steps)
 
 
-_ENGINE_KEYS = (("SparsityConfig.", "sparsity."), ("ChannelConfig.", "sparsity.channels."))
-
-
-@contextlib.contextmanager
-def _run_keys() -> Iterator[None]:
-    """Name bad engine values by their run-config keys (``sparsity.density``), not by the
-    engine's class fields (``SparsityConfig.density``)."""
-    try:
-        yield
-    except ConfigError as exc:
-        text = str(exc)
-        for owner, key in _ENGINE_KEYS:
-            if text.startswith(owner):
-                raise ConfigError(key + text.removeprefix(owner)) from None
-        raise
-
-
 def _engine_config(
-    section: Mapping[str, Any], method: str, steps_per_epoch: int, total_steps: int
-) -> SparsityConfig:
+    section: Any, method: str, steps_per_epoch: int, total_steps: int
+) -> SparsityConfig | None:
+    """The one reading of a run's ``sparsity`` section: the engine's config for ``method``
+    (None for ``dense``), epoch values turned into steps, every value checked (also those the
+    method does not use) and named by its run key (``sparsity.density``). The rule relating
+    ``method`` to ``sparsity.updater`` and ``sparsity.channels`` is in the module docstring.
+    """
+    check(isinstance(section, Mapping), "sparsity", section, "a mapping of engine fields")
     raw = copy.deepcopy(dict(section))
     raw.setdefault("total_steps", total_steps)
     for key in STEP_FIELDS:
         if key in raw:
             raw[key] = to_steps(raw[key], steps_per_epoch, f"sparsity.{key}")
+    channels = _channel_steps(raw.get("channels"), steps_per_epoch)
     if method == "chase":
-        raw["channels"] = _channel_steps(raw.get("channels"), steps_per_epoch)
+        channels.setdefault("shrink", True)  # the trainer trains the narrowing model itself
+        raw["channels"] = channels
         raw.setdefault("updater", "mest")
-    else:
+    else:  # the channel settings are unused here, but a typo in them is still an error
+        ChannelConfig.from_dict(channels, "sparsity.channels.")
         raw["channels"] = None
-        raw["updater"] = method
-    with _run_keys():
-        return SparsityConfig.from_dict(raw)
+        if "updater" in raw:
+            UPDATERS.get(raw["updater"], "sparsity.updater")
+            if method != "dense" and raw["updater"] != method:
+                raise not_allowed(
+                    "sparsity.updater",
+                    raw["updater"],
+                    f"{method!r} or absent, since method {method!r} names the updater "
+                    "(only method 'chase' reads sparsity.updater)",
+                )
+        raw["updater"] = "static" if method == "dense" else method
+    config = SparsityConfig.from_dict(raw, "sparsity.")
+    return None if method == "dense" else config
 
 
 def _channel_steps(channels: Any, steps_per_epoch: int) -> dict[str, Any]:
@@ -317,17 +297,6 @@ def _channel_steps(channels: Any, steps_per_epoch: int) -> dict[str, Any]:
         if key in out:
             out[key] = to_steps(out[key], steps_per_epoch, f"sparsity.channels.{key}")
     return out
-
-
-def _check_sparsity_values(section: Mapping[str, Any], method: str) -> None:
-    """Fail early on bad engine values, also on those this method ignores: a dense run ignores
-    the section, only ``chase`` reads ``channels`` and ``updater`` (others use their own)."""
-    _engine_config(section, "static" if method == "dense" else method, 100, 100)
-    if method != "chase":
-        if "updater" in section:
-            check_choice("sparsity.updater", section["updater"], UPDATERS)
-        with _run_keys():
-            ChannelConfig.from_dict(_channel_steps(section.get("channels"), 100))
 
 
 def _check_model(name: Any) -> None:
@@ -350,45 +319,6 @@ def to_steps(value: Any, steps_per_epoch: int, key: str) -> int | None:
         f"{key} = {value!r} is not allowed: an integer number of steps or "
         "a string like '30ep' (epochs)"
     )
-
-
-def _check_sparsity_section(section: Mapping[str, Any]) -> None:
-    if not isinstance(section, Mapping):
-        raise ConfigError(f"sparsity = {section!r} is not allowed: a mapping of engine fields")
-    known = [f.name for f in dataclasses.fields(SparsityConfig)]
-    for key in section:
-        if key not in known:
-            raise ConfigError(_unknown(f"sparsity.{key}", [f"sparsity.{k}" for k in known]))
-    channels = section.get("channels")
-    if isinstance(channels, Mapping):
-        known_ch = [f.name for f in dataclasses.fields(ChannelConfig)]
-        for key in channels:
-            if key not in known_ch:
-                raise ConfigError(
-                    _unknown(
-                        f"sparsity.channels.{key}", [f"sparsity.channels.{k}" for k in known_ch]
-                    )
-                )
-
-
-def _unknown(key: str, known: list[str]) -> str:
-    return f"unknown setting {key!r}{did_you_mean(key, known)}"
-
-
-def _build(cls: type, data: Mapping[str, Any], prefix: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'} = {data!r} is not allowed: a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        if key not in fields:
-            raise ConfigError(_unknown(prefix + key, [prefix + k for k in fields]))
-        sub = _NESTED.get(fields[key].name) if cls is RunConfig else None
-        kwargs[key] = _build(sub, value, f"{prefix}{key}.") if sub is not None else value
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {exc}") from None
 
 
 _NESTED: dict[str, type] = {

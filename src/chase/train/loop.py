@@ -4,6 +4,7 @@ resume from any step, DDP under ``torchrun``, and a final slim model with its re
 from __future__ import annotations
 
 import enum
+import gc
 import logging
 import random
 import time
@@ -18,13 +19,14 @@ from torch import nn
 from chase.data import DataBundle, build_data
 from chase.data.synthetic import example_batch
 from chase.errors import CheckpointError, ConfigError
-from chase.sparsity.engine import SparsityEngine
+from chase.sparsity.engine import ShrinkEvent, SparsityEngine
 from chase.sparsity.report import amenable_summary
 from chase.train import distributed
 from chase.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from chase.train.config import RunConfig, steps_for
 from chase.train.evaluate import Evaluation, evaluate
 from chase.train.optim import build_optimizer, build_scheduler
+from chase.train.probe import check_model_input
 from chase.train.restore import build_engine, build_model, restore
 from chase.train.rundir import MetricsLog, RunDir
 
@@ -68,6 +70,8 @@ class Clock:
     position: int = 0
     seconds: float = 0.0
     stats: dict[str, float] = field(default_factory=dict)
+    #: (step, seconds of training so far) at every shrink of the model
+    shrinks: list[tuple[int, float]] = field(default_factory=list)
 
 
 class Trainer:
@@ -80,6 +84,7 @@ class Trainer:
         self.dist, self.device = distributed.setup(cfg.device)
         self.stop_reason: StopReason | None = None
         self.clock = Clock()
+        self.saved_step: int | None = None  # the step the run folder's checkpoint holds
         if cfg.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError(f"amp = 'fp16' is not allowed on {self.device}: use 'bf16' or 'none'")
         _seed_everything(cfg.seed)
@@ -96,23 +101,14 @@ class Trainer:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
         self.ddp: nn.Module = self.model
         self.metrics: MetricsLog | None = None
+        self._began = time.perf_counter()
+        self._rewrap = False
 
     # -- construction ------------------------------------------------------------------------
     def _build_data(self) -> DataBundle:
-        d = self.cfg.data
-        world = self.dist.world_size
-        if d.batch_size % world:
-            raise ConfigError(
-                f"data.batch_size = {d.batch_size} is not allowed with {world} processes: "
-                "the global batch must divide evenly among them"
-            )
         return build_data(
-            d.name, d.dir, batch_size=d.batch_size // world,
-            eval_batch_size=(d.eval_batch_size or d.batch_size) // world or 1,
-            subset=d.subset, val_split=d.val_split, seed=self.cfg.seed, augment=d.augment,
-            rank=self.dist.rank, world_size=world, workers=d.workers,
-            synthetic_like=d.synthetic_like, synthetic_size=d.synthetic_size,
-            image_size=d.image_size,
+            self.cfg.data, seed=self.cfg.seed, rank=self.dist.rank,
+            world_size=self.dist.world_size,
         )  # fmt: skip
 
     def _build_model(self) -> nn.Module:
@@ -121,7 +117,16 @@ class Trainer:
         ).to(self.device)
         if self.cfg.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        d = self.cfg.data
+        check_model_input(model, self.example_inputs(), self.cfg.model, d.name, d.image_size)
         return model
+
+    def original_model(self) -> nn.Module:
+        """A fresh model of the original (unshrunk) architecture on this run's device, for
+        comparing speed with the slim one (its weights do not matter to dense kernels). The
+        global random state is left as it was."""
+        with torch.random.fork_rng(devices=[]):
+            return self._build_model()
 
     def example_inputs(self, batch: int = 2) -> torch.Tensor:
         h, w = self.data.image_size
@@ -137,7 +142,24 @@ class Trainer:
         scfg = self.cfg.sparsity_config(self.steps_per_epoch, self.total)
         if scfg is None:
             return None
-        return build_engine(self.model, scfg, self.example_inputs(), self.optimizer)
+        engine = build_engine(self.model, scfg, self.example_inputs(), self.optimizer)
+        engine.on_shrink(self._shrunk)
+        return engine
+
+    def _shrunk(self, event: ShrinkEvent) -> None:
+        """The model shrank inside the optimizer step: note when, and have the DDP wrapper
+        (which holds the old parameter shapes) rebuilt before the next forward."""
+        self.clock.shrinks.append((event.step, time.perf_counter() - self._began))
+        self._rewrap = self.dist.enabled
+
+    def _wrap(self) -> None:
+        """Wrap the model in DDP (again, after a shrink) when training in several processes."""
+        self._rewrap = False
+        if self.dist.enabled:
+            self.ddp = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None
+            )
+            gc.collect()  # the replaced wrapper holds the process group until collected
 
     @property
     def arch(self) -> dict[str, Any]:
@@ -162,17 +184,26 @@ class Trainer:
             "rng": rng_state(),
             "metrics_offset": self.metrics.offset if self.metrics else 0,
             "stats": {k: float(v) for k, v in c.stats.items()},
+            "shrinks": [[t, float(sec)] for t, sec in c.shrinks],
             "world_size": self.dist.world_size,
         }
 
     def save(self) -> None:
         if self.dist.main:
+            if self.metrics is not None:
+                self.metrics.sync()  # on disk before the checkpoint that counts its bytes
             save_checkpoint(self.run.checkpoint_path, self.state_dict())
         distributed.barrier()
+        self.saved_step = self.clock.it
 
     def load(self) -> int:
-        """Restore the run folder's checkpoint; returns the metrics.jsonl offset to resume at."""
+        """Restore the run folder's checkpoint; returns the metrics.jsonl offset to resume at.
+        A run stopped before its first checkpoint starts again from step 0 (its config.yaml is
+        all it needs)."""
         path = self.run.checkpoint_path
+        if not path.exists():
+            self.saved_step = 0
+            return 0
         state = load_checkpoint(path, map_location=self.device)
         if state["config"] != self.cfg.to_dict():
             raise CheckpointError(f"{path} was written with another configuration")
@@ -181,9 +212,12 @@ class Trainer:
             scheduler=self.scheduler, scaler=self.scaler,
         )  # fmt: skip
         set_rng_state(state["rng"])
+        shrinks = [(int(t), float(sec)) for t, sec in state.get("shrinks", [])]
         self.clock = Clock(
-            state["step"], state["epoch"], state["position"], state["seconds"], state["stats"]
-        )
+            state["step"], state["epoch"], state["position"], state["seconds"], state["stats"],
+            shrinks,
+        )  # fmt: skip
+        self.saved_step = self.clock.it
         return int(state["metrics_offset"])
 
     # -- training ----------------------------------------------------------------------------
@@ -195,14 +229,11 @@ class Trainer:
         """Train to the end (``FINISHED``) or until a stop is requested (the request's reason);
         either way the run folder ends with a checkpoint of the last completed step."""
         offset = self.load() if resume else None
-        self.metrics = MetricsLog(self.run.metrics_path, self.dist.main, offset)
-        if self.dist.enabled:
-            self.ddp = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device] if self.device.type == "cuda" else None
-            )
+        self.metrics = MetricsLog(self.run.metrics_path, self.dist.main, offset, self.clock.it)
+        self._wrap()
         c = self.clock
         self.progress.start(self.total, c.it, "train")
-        began = time.perf_counter() - c.seconds
+        began = self._began = time.perf_counter() - c.seconds
         stopped = False
         if c.it == 0:
             self._log_amenable()
@@ -259,6 +290,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)  # the engine acts here, after a real step
+        if self._rewrap:
+            self._wrap()
         self.scaler.update()
         self.scheduler.step()
         s = self.clock.stats

@@ -32,10 +32,14 @@ def run_flops(run: RunDir) -> dict[str, Any]:
 
 
 def run_pair(run: RunDir) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
-    """The run's masked (dense-shaped) model, its slim model, and what ``chase bench`` says of
-    the source: folder, model, dataset, reached channel sparsity and input shape."""
-    dense, engine = run.rebuild()
-    slim = run.slim_model(dense, engine)
+    """A model of the run's original (dense) architecture, its slim model, and what
+    ``chase bench`` says of the source: folder, model, dataset, reached channel sparsity and
+    input shape. The dense model is the checkpoint's masked one, or, when the run shrank while
+    training (the checkpoint then holds a narrower model), a fresh one of the original shape:
+    dense kernels run the same whatever the weights."""
+    model, engine = run.rebuild()
+    slim = run.slim_model(model, engine)
+    dense = model if engine is None or engine.layout is None else run.original_model()
     info = {
         "source": str(run.path),
         "model": run.config.model,

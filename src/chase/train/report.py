@@ -55,6 +55,7 @@ def finish(trainer: Trainer) -> dict[str, Any]:
         "epochs": cfg.epochs,
         "seconds": trainer.clock.seconds,
         "world_size": trainer.dist.world_size,
+        "shrink": _shrink_times(trainer),
     }
     report.update(_sparsity(engine))
     report.update(_flops_and_params(trainer, slim))
@@ -68,6 +69,22 @@ def _slim(model: nn.Module, engine: Any) -> nn.Module:
     if engine is not None and engine.groups is not None:
         return chase.slim(model, engine).eval()
     return copy.deepcopy(model).eval()
+
+
+def _shrink_times(trainer: Trainer) -> dict[str, Any]:
+    """How much of training ran on a model narrowed by shrinking: the shrink events, and the
+    steps and seconds after the first one."""
+    c = trainer.clock
+    if not c.shrinks:
+        return {"events": 0, "first_step": None, "steps_after_first": 0, "seconds_after_first": 0.0}
+    step, seconds = c.shrinks[0]
+    return {
+        "events": len(c.shrinks),
+        "first_step": step,
+        "steps_after_first": c.it - step,
+        "seconds_after_first": max(0.0, c.seconds - seconds),
+        "steps": [t for t, _ in c.shrinks],
+    }
 
 
 def _has_bn(model: nn.Module) -> bool:
@@ -124,7 +141,7 @@ def _speed(trainer: Trainer, slim: nn.Module) -> list[dict[str, Any]]:
     trainer.progress.message("measuring dense vs slim inference speed")
     h, w = trainer.data.image_size
     rows = benchmark(
-        trainer.model, slim, input_shape=(trainer.data.in_channels, h, w),
+        trainer.original_model().eval(), slim, input_shape=(trainer.data.in_channels, h, w),
         batch_sizes=b.batch_sizes, device=trainer.device, warmup=b.warmup, repeats=b.repeats,
         channels_last=trainer.cfg.channels_last and trainer.device.type == "cuda",
     )  # fmt: skip

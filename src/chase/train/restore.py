@@ -70,6 +70,8 @@ def restore(
     line of the cause.
     """
     try:
+        if engine is not None:  # a model that shrank while training gets its shape back first
+            engine.load_structure(state["engine"])
         model.load_state_dict(state["model"])
         if optimizer is not None:
             optimizer.load_state_dict(state["optimizer"])

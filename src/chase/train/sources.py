@@ -16,19 +16,29 @@ from chase.errors import ConfigError
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML's safe loader, reading ``5e-4`` as a number (YAML 1.2) rather than a string."""
+    """YAML's safe loader with YAML 1.2's rules where 1.1 surprises: ``5e-4`` is a number, not
+    a string, and only ``true``/``false`` are booleans (``yes``, ``no``, ``on``, ``off`` are
+    strings, which a boolean setting then refuses)."""
 
 
+_BOOL = "tag:yaml.org,2002:bool"
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
     list("-+0123456789."),
+)  # the first addition gave _Loader its own copy of the resolver table
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in _Loader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 
 
 def load_yaml_text(text: Any) -> Any:
-    """Parse YAML text or a stream as every settings source does (``yaml.safe_load``, plus
-    exponent numbers without a dot, such as ``5e-4``, read as floats)."""
+    """Parse YAML text or a stream as every settings source does (``yaml.safe_load``, with
+    YAML 1.2's numbers and booleans: ``5e-4`` is a float, only true/false are booleans)."""
     return yaml.load(text, Loader=_Loader)
 
 
@@ -94,6 +104,8 @@ def load_yaml(path: str) -> dict[str, Any]:
             data = load_yaml_text(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except (OSError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConfigError(f"config file {path} is not valid YAML: {first}") from None

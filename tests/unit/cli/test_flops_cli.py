@@ -14,7 +14,7 @@ from chase.models import create_model
 
 KEYS = {"flops", "params_dense", "params_nonzero", "per_layer"}
 FLOPS = {"dense", "sparse", "sparse_ratio", "gpu_supported", "gpu_supported_ratio"}
-TRAIN = {"train", "train_dense", "train_ratio"}
+TRAIN = {"train", "train_dense", "train_ratio", "train_gpu_supported", "train_gpu_supported_ratio"}
 
 
 def flops_json(cli, *args: object) -> dict:

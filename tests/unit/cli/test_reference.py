@@ -117,7 +117,7 @@ def test_readme_vgg19_maps_onto_the_paper_setting():
         0.2,
     )
     assert ch["score"] == "umm" and ch["offset"] == 7500  # their (t + 500) % 8000 == 0
-    assert ch["exclude"] == ["features.49"]  # their VGG never prunes its last conv
+    assert ch["exclude"] == ["last"]  # their VGG never prunes its last conv
     assert tr.no_effect == ["--redistribution", "--indicate_method"]
 
 

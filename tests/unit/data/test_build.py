@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from chase.data import build_data, known_datasets, resolve_dataset
+from chase.data import DataConfig, build_data, known_datasets, resolve_dataset
 from chase.errors import ConfigError
 
 
 def test_unknown_name_lists_known_and_suggests() -> None:
     with pytest.raises(ConfigError) as info:
-        build_data("cifar11", None, batch_size=4)
+        build_data(DataConfig(name="cifar11", dir=None, batch_size=4))
     message = str(info.value)
     assert "'cifar11'" in message and "did you mean" in message
     for name in known_datasets():
@@ -29,7 +29,7 @@ def test_aliases(alias: str, canonical: str) -> None:
 
 
 def test_bundle_reports_canonical_name(idx_dir: Path) -> None:
-    bundle = build_data("fmnist", str(idx_dir), batch_size=4)
+    bundle = build_data(DataConfig(name="fmnist", dir=str(idx_dir), batch_size=4))
     assert bundle.name == "fashion-mnist"
     assert (bundle.num_classes, bundle.in_channels, bundle.image_size) == (10, 1, (28, 28))
 
@@ -58,19 +58,26 @@ def test_bundle_reports_canonical_name(idx_dir: Path) -> None:
 )
 def test_bad_arguments_name_the_field(kwargs: dict, field: str) -> None:
     options = {"batch_size": 4, "synthetic_size": 16} | kwargs
+    where = {k: options.pop(k) for k in ("rank", "world_size") if k in options}
     with pytest.raises(ConfigError, match=field):
-        build_data("synthetic", None, **options)
+        build_data(DataConfig(name="synthetic", dir=None, **options), **where)
 
 
 def test_image_size_only_for_resizable_datasets(idx_dir: Path) -> None:
     with pytest.raises(ConfigError, match="image_size"):
-        build_data("fmnist", str(idx_dir), batch_size=4, image_size=32)
-    assert build_data("fmnist", str(idx_dir), batch_size=4, image_size=28).image_size == (28, 28)
+        build_data(DataConfig(name="fmnist", dir=str(idx_dir), batch_size=4, image_size=32))
+    assert build_data(
+        DataConfig(name="fmnist", dir=str(idx_dir), batch_size=4, image_size=28)
+    ).image_size == (28, 28)
 
 
 def test_augment_flag_changes_images_not_order(cifar10_root: Path) -> None:
-    plain = build_data("cifar10", str(cifar10_root), batch_size=16, augment=False, seed=4)
-    augmented = build_data("cifar10", str(cifar10_root), batch_size=16, augment=True, seed=4)
+    plain = build_data(
+        DataConfig(name="cifar10", dir=str(cifar10_root), batch_size=16, augment=False), seed=4
+    )
+    augmented = build_data(
+        DataConfig(name="cifar10", dir=str(cifar10_root), batch_size=16, augment=True), seed=4
+    )
     (xa, ya), (xb, yb) = next(plain.train.epoch(0)), next(augmented.train.epoch(0))
     assert torch.equal(ya, yb) and xa.shape == xb.shape
     assert not torch.equal(xa, xb)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from chase.data import build_data, read_cifar
+from chase.data import DataConfig, build_data, read_cifar
 from chase.errors import DataError
 from datafiles import CIFAR10_TEST, CIFAR10_TRAIN_PER_BATCH, write_cifar_pickle
 
@@ -48,7 +48,9 @@ def test_cifar100_fine_labels(cifar100_root: Path) -> None:
     raw = _load(cifar100_root / "cifar-100-python" / "train")
     assert data.train_labels.tolist() == raw[b"fine_labels"]
     assert data.train_images.shape == (40, 3, 32, 32) and len(data.classes) == 100
-    bundle = build_data("cifar100", str(cifar100_root), batch_size=8, augment=False)
+    bundle = build_data(
+        DataConfig(name="cifar100", dir=str(cifar100_root), batch_size=8, augment=False)
+    )
     assert bundle.num_classes == 100 and bundle.image_size == (32, 32)
 
 
@@ -68,7 +70,7 @@ def test_missing_folder_names_path_and_expectation(tmp_path: Path) -> None:
         read_cifar(tmp_path / "nowhere", 10)
     assert str(tmp_path / "nowhere") in str(info.value)
     with pytest.raises(DataError, match="--data-dir"):
-        build_data("cifar10", None, batch_size=4)
+        build_data(DataConfig(name="cifar10", dir=None, batch_size=4))
 
 
 def test_missing_batch_file(cifar10_root: Path) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from chase.data import build_data, read_idx, read_idx_dataset
+from chase.data import DataConfig, build_data, read_idx, read_idx_dataset
 from chase.errors import DataError
 from datafiles import IDX_TEST, IDX_TRAIN, idx_bytes, write_idx
 
@@ -74,7 +74,7 @@ def test_images_must_be_3d(idx_dir: Path) -> None:
 
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path: Path) -> None:
     with pytest.raises(DataError) as info:
-        build_data("fashion-mnist", str(tmp_path / "absent"), batch_size=4)
+        build_data(DataConfig(name="fashion-mnist", dir=str(tmp_path / "absent"), batch_size=4))
     message = str(info.value)
     assert str(tmp_path / "absent") in message
     assert "apt-get install dataset-fashion-mnist" in message
@@ -90,7 +90,7 @@ def test_partial_folder_is_reported(idx_dir: Path) -> None:
 
 @pytest.mark.skipif(not REAL_FASHION_MNIST.is_dir(), reason="dataset-fashion-mnist not installed")
 def test_real_fashion_mnist() -> None:
-    bundle = build_data("fmnist", None, batch_size=1000, augment=False)
+    bundle = build_data(DataConfig(name="fmnist", dir=None, batch_size=1000, augment=False))
     assert bundle.train.num_examples == 60000 and bundle.test.num_examples == 10000
     assert (bundle.num_classes, bundle.in_channels, bundle.image_size) == (10, 1, (28, 28))
     data = read_idx_dataset(None, "fashion-mnist")

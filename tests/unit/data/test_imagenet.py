@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from chase.data import build_data
+from chase.data import DataConfig, build_data
 from chase.data.imagenet import round_robin_order, scan_split
 from chase.data.transforms import RATIO, _crop_box, eval_transform, train_transform
 from chase.errors import DataError
@@ -19,9 +19,12 @@ N_TRAIN = len(JPEG_CLASSES) * JPEG_TRAIN_PER_CLASS
 N_VAL = len(JPEG_CLASSES) * JPEG_VAL_PER_CLASS
 
 
-def _build(root: Path, **kwargs: object) -> object:
-    options: dict = {"batch_size": 4, "image_size": 32, "workers": 0, "seed": 0} | kwargs
-    return build_data("imagenet", str(root), **options)
+def _build(root: Path, rank: int = 0, world_size: int = 1, **kwargs: object) -> object:
+    """Per-rank batch 4 (unless given), 32-pixel crops, no worker processes."""
+    options: dict = {"batch_size": 4, "image_size": 32, "workers": 0} | kwargs
+    options["batch_size"] *= world_size
+    config = DataConfig(name="imagenet", dir=str(root), **options)
+    return build_data(config, seed=0, rank=rank, world_size=world_size)
 
 
 def test_scan_sorted_classes_and_labels(jpeg_root: Path) -> None:
@@ -112,7 +115,7 @@ def test_missing_or_broken_tree(tmp_path: Path) -> None:
         _build(tmp_path)
     assert str(tmp_path) in str(info.value)
     with pytest.raises(DataError, match="--data-dir"):
-        build_data("imagenet", None, batch_size=2)
+        build_data(DataConfig(name="imagenet", dir=None, batch_size=2))
     (tmp_path / "train" / "a").mkdir(parents=True)
     (tmp_path / "val" / "zzz").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "train" / "a" / "x.JPEG")

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from chase.data import build_data
+from chase.data import DataConfig, build_data
 
 
 @pytest.mark.parametrize(
@@ -21,7 +21,14 @@ from chase.data import build_data
 )
 def test_shaped_like(like: str, classes: int, channels: int, size: int) -> None:
     bundle = build_data(
-        "synthetic", None, batch_size=8, synthetic_like=like, synthetic_size=32, augment=True
+        DataConfig(
+            name="synthetic",
+            dir=None,
+            batch_size=8,
+            synthetic_like=like,
+            synthetic_size=32,
+            augment=True,
+        )
     )
     assert (bundle.num_classes, bundle.in_channels, bundle.image_size) == (
         classes,
@@ -35,9 +42,18 @@ def test_shaped_like(like: str, classes: int, channels: int, size: int) -> None:
 
 
 def test_image_size_override_and_seed() -> None:
-    a = build_data("synthetic", None, batch_size=4, synthetic_size=8, image_size=16, seed=1)
-    b = build_data("synthetic", None, batch_size=4, synthetic_size=8, image_size=16, seed=1)
-    c = build_data("synthetic", None, batch_size=4, synthetic_size=8, image_size=16, seed=2)
+    a = build_data(
+        DataConfig(name="synthetic", dir=None, batch_size=4, synthetic_size=8, image_size=16),
+        seed=1,
+    )
+    b = build_data(
+        DataConfig(name="synthetic", dir=None, batch_size=4, synthetic_size=8, image_size=16),
+        seed=1,
+    )
+    c = build_data(
+        DataConfig(name="synthetic", dir=None, batch_size=4, synthetic_size=8, image_size=16),
+        seed=2,
+    )
     assert a.image_size == (16, 16)
     xa, _ = next(iter(a.test))
     xb, _ = next(iter(b.test))
@@ -49,13 +65,15 @@ def test_image_size_override_and_seed() -> None:
 def test_does_not_touch_global_rng() -> None:
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    bundle = build_data("synthetic", None, batch_size=16, synthetic_size=64)
+    bundle = build_data(DataConfig(name="synthetic", dir=None, batch_size=16, synthetic_size=64))
     list(bundle.train.epoch(0))
     assert torch.equal(torch.get_rng_state(), before)
 
 
 def test_labels_are_learnable() -> None:
-    bundle = build_data("synthetic", None, batch_size=64, synthetic_size=512, seed=0)
+    bundle = build_data(
+        DataConfig(name="synthetic", dir=None, batch_size=64, synthetic_size=512), seed=0
+    )
     gen = torch.Generator().manual_seed(0)
     model = torch.nn.Sequential(torch.nn.AvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(192, 10))
     for p in model.parameters():

@@ -5,47 +5,18 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import contracts
 import nets
 from chase import SparsityConfig, sparsify
 from chase.errors import ConfigError
-from chase.sparsity.allocation import apportion, layer_score
-
-MODELS = {"mlp": nets.mlp, "vgg": nets.vgg_style, "resnet": nets.ResNetStyle}
+from chase.sparsity.allocation import ALLOCATIONS, apportion, layer_score
 
 
-def expected_counts(shapes, budget, allocation, dense=()):
-    """Independent ER/ERK solution: ε over the free layers, densities capped at 1."""
-    dense = set(dense)
-    while True:
-        free = [n for n in shapes if n not in dense]
-        left = budget - sum(math.prod(shapes[n]) for n in dense)
-        raw = {n: layer_score(shapes[n], allocation) * math.prod(shapes[n]) for n in free}
-        eps = left / sum(raw.values())
-        over = [n for n in free if eps * raw[n] > math.prod(shapes[n])]
-        if not over:
-            out = {n: eps * raw[n] for n in free}
-            out.update({n: float(math.prod(shapes[n])) for n in dense})
-            return out
-        dense.update(over)
-
-
-@pytest.mark.parametrize("model_name", sorted(MODELS))
+@pytest.mark.parametrize("model_name", sorted(contracts.MODELS))
 @pytest.mark.parametrize("density", [0.01, 0.05, 0.1, 0.3, 0.5])
-@pytest.mark.parametrize("allocation", ["uniform", "er", "erk"])
+@pytest.mark.parametrize("allocation", ALLOCATIONS.names())
 def test_budget_exact_and_layers_follow_formula(model_name, density, allocation):
-    model = MODELS[model_name]()
-    cfg = SparsityConfig(density=density, allocation=allocation, updater="static")
-    engine = sparsify(model, None, cfg, attach=False)
-    counts = dict(zip(engine.layers, engine.masks.counts()))
-    assert sum(counts.values()) == round(density * engine.total) == engine.budget
-    expected = expected_counts(engine.shapes, engine.budget, allocation)
-    for name, count in counts.items():
-        assert abs(count - expected[name]) <= 1.0, (name, count, expected[name])
-        assert count <= math.prod(engine.shapes[name])
-    # masked weights are exactly zero from the start
-    for name in engine.layers:
-        weight = engine.masks.params[name]
-        assert bool((weight[~engine.masks[name]] == 0).all())
+    contracts.allocation_follows_formula(allocation, model_name, density)
 
 
 def test_layers_that_would_exceed_density_one_are_dense():
@@ -60,21 +31,9 @@ def test_layers_that_would_exceed_density_one_are_dense():
     assert any(c < math.prod(engine.shapes[n]) for n, c in counts.items())
 
 
-@pytest.mark.parametrize("allocation", ["uniform", "erk"])
+@pytest.mark.parametrize("allocation", ALLOCATIONS.names())
 def test_keep_dense_layers_are_dense_and_inside_the_budget(allocation):
-    model = nets.vgg_style()
-    cfg = SparsityConfig(
-        density=0.2, allocation=allocation, keep_dense=["first", "last"], updater="static"
-    )
-    engine = sparsify(model, None, cfg, attach=False)
-    counts = dict(zip(engine.layers, engine.masks.counts()))
-    first, last = engine.layers[0], engine.layers[-1]
-    assert counts[first] == math.prod(engine.shapes[first])
-    assert counts[last] == math.prod(engine.shapes[last])
-    assert sum(counts.values()) == engine.budget
-    expected = expected_counts(engine.shapes, engine.budget, allocation, dense=(first, last))
-    for name, count in counts.items():
-        assert abs(count - expected[name]) <= 1.0
+    contracts.allocation_keeps_dense_layers(allocation)
 
 
 def test_keep_dense_globs_and_errors():

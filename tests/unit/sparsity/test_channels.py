@@ -1,18 +1,17 @@
-import itertools
 import logging
-import math
 
 import pytest
 import torch
 
-import archs
 import chase
+import contracts
 import nets
 from chase import ChannelConfig, SparsityConfig
-from chase.errors import ConfigError
+from chase.errors import CheckpointError, ConfigError
 from chase.sparsity.channels import choose_removals
 from chase.sparsity.schedules import channel_sparsity
 from chase.sparsity.scores import SCORES, Slot, channel_stats
+from contracts import channel_run as run
 
 
 def test_scores_match_a_hand_computed_example():
@@ -37,6 +36,7 @@ def test_scores_match_a_hand_computed_example():
     assert SCORES["density"](stats, g).tolist() == [0.75, 0.75, 0.25]
     r = SCORES["random"](stats, torch.Generator().manual_seed(1))
     assert torch.equal(r, SCORES["random"](stats, torch.Generator().manual_seed(1)))
+    assert stats.umm().tolist() == [1.0, 1.125, 0.75]  # the one UMM, also used by the report
 
 
 def test_water_filling_respects_floors_and_order():
@@ -79,54 +79,14 @@ def test_cubic_schedule():
     assert channel_sparsity(0.5, 50, 100) == pytest.approx(0.5 * (1 - 0.5**3))
 
 
-def run(seed=0, steps=30, density=0.2, updater="set", engine_kw=None, **channel_kw):
-    torch.manual_seed(0)
-    model = nets.vgg_style((16, 32, 32, 64))
-    shape = (2, 3, 16, 16)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    ch = dict(sparsity=0.6, every=3, end=24, offset=1, min_keep_ratio=0.3) | channel_kw
-    cfg = SparsityConfig(
-        density=density,
-        updater=updater,
-        scope="global",
-        update_every=3,
-        total_steps=steps,
-        seed=seed,
-        channels=ChannelConfig(**ch),
-        **(engine_kw or {}),
-    )
-    engine = chase.sparsify(model, opt, cfg, example_inputs=torch.randn(shape))
-    history = []
-    g = torch.Generator().manual_seed(7)
-    for _ in range(steps):
-        opt.zero_grad()
-        model(torch.randn(shape, generator=g)).square().mean().backward()
-        opt.step()
-        history.append(engine.channels.alive.clone())
-    return engine, history
-
-
-@pytest.mark.parametrize("score", ["umm", "mask_mean", "density", "random"])
+@pytest.mark.parametrize("score", SCORES.names())
 def test_schedule_is_exact_floors_hold_and_channels_never_return(score):
-    engine, history = run(score=score)
-    ch = engine.channels
-    assert ch.events, "no channel event ran"
-    for event in ch.events:
-        t = event["step"]
-        target = round(ch.total * (1 - channel_sparsity(0.6, t, 24)))
-        assert event["target"] == target
-        live_after = int(history[t - 1].sum())
-        assert live_after == event["live"]
-        if live_after != target:  # only allowed where floors bind
-            live_g = torch.bincount(ch.gid[history[t - 1]], minlength=len(ch.groups))
-            assert bool((live_g == ch.floors).all())
-    for before, after in itertools.pairwise(history):
-        assert not bool((after & ~before).any())  # removed channels never return
-    live_g = torch.bincount(ch.gid[ch.alive], minlength=len(ch.groups))
-    sizes = torch.tensor([g.size for g in ch.groups])
-    expected_floor = torch.tensor([max(1, math.floor(c * (1 - 0.6) * 0.3)) for c in sizes.tolist()])
-    assert bool((live_g >= expected_floor).all())
-    assert ch.live == ch.target(30)
+    contracts.score_drives_the_schedule(score)
+
+
+@pytest.mark.parametrize("score", SCORES.names())
+def test_scores_are_finite_and_seeded(score):
+    contracts.score_values(score)
 
 
 def test_a_budget_the_live_channels_cannot_hold_is_filled_and_warned_once(caplog):
@@ -182,7 +142,7 @@ def test_summary_and_report():
 
 
 def test_channel_config_errors():
-    case = archs.CASES["resnet20"]
+    case = nets.CASES["resnet20"]
     model = case.build()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     cfg = SparsityConfig(total_steps=10, channels=ChannelConfig(exclude=["nope.*"]))
@@ -196,8 +156,7 @@ def test_exclude_and_round_to_in_a_run():
     engine, _ = run(steps=24, exclude=["0"], round_to=4)
     ch = engine.channels
     assert any("excluded" in r for r in ch.skipped.values())
-    live_g = torch.bincount(ch.gid[ch.alive], minlength=len(ch.groups))
-    for g, live in zip(ch.groups, live_g.tolist()):
+    for g, live in zip(ch.groups, ch.live_per_group().tolist()):
         assert live == g.size or live % 4 == 0
 
 
@@ -212,3 +171,64 @@ def test_channel_state_round_trip():
         assert torch.equal(fresh.masks[n], engine.masks[n])
         r1, r2 = fresh.masks.region(n), engine.masks.region(n)
         assert (r1 is None) == (r2 is None)
+
+
+def test_channel_state_carries_a_version_and_the_old_layout_still_loads():
+    engine, _ = run(steps=12)
+    state = engine.state_dict()
+    assert state["channels"]["version"] == 1
+    old = {k: v for k, v in state["channels"].items() if k != "version"}
+    fresh, _ = run(steps=1)
+    fresh.load_state_dict({**state, "channels": old})
+    assert torch.equal(fresh.channels.alive, engine.channels.alive)
+    with pytest.raises(CheckpointError, match="channel pruner state has version 7"):
+        fresh.load_state_dict({**state, "channels": {**old, "version": 7}})
+
+
+def test_pruner_checks_and_resyncs_its_own_state():
+    """After ``alive`` is overwritten in place (what a DDP broadcast does), ``check`` names
+    the stale live count and ``resync`` rebuilds it and the masks' channel restrictions."""
+    engine, _ = run(steps=12)
+    ch = engine.channels
+    reference, _ = run(steps=12)
+    assert ch.check() == []
+    ch.alive.fill_(True)
+    assert ch.check() == ["channel pruner's live count disagrees with its keep vector"]
+    ch.alive.copy_(reference.channels.alive)
+    engine.masks.clear_channels()
+    assert all(engine.masks.region(n) is None for n in engine.layers)
+    ch.resync()
+    assert ch.check() == [] and ch.live == reference.channels.live
+    for n in engine.layers:
+        r1, r2 = engine.masks.region(n), reference.masks.region(n)
+        assert (r1 is None) == (r2 is None)
+        assert r1 is None or torch.equal(r1, r2)
+    engine.check()
+
+
+def test_mask_set_lists_broken_masks():
+    engine, _ = run(steps=12)
+    assert engine.masks.check() == []
+    name = next(n for n in engine.layers if engine.masks.region(n) is not None)
+    with torch.no_grad():
+        engine.masks.set(name, torch.ones_like(engine.masks[name]))
+    assert engine.masks.check() == [f"{name}: active weights inside removed channels"]
+
+
+def test_exclude_last_names_the_last_prunable_group():
+    """VGG presets and the authors' VGG command lines keep the last conv: ``exclude: [last]``."""
+    from chase.models import create_model
+
+    def engine(exclude):
+        model = create_model("vgg11")
+        channels = ChannelConfig(sparsity=0.5, every=1, end=1, offset=0, exclude=exclude)
+        config = SparsityConfig(updater="static", total_steps=1, channels=channels)
+        return chase.sparsify(model, None, config, example_inputs=torch.randn(2, 3, 32, 32),
+                              attach=False)  # fmt: skip
+
+    plain, kept = engine(()).channels, engine(("last",)).channels
+    assert plain is not None and kept is not None
+    last = plain.groups[-1].name
+    assert last.startswith("features.") and last == "features.25:out"  # vgg11's last conv
+    assert [g.name for g in kept.groups] == [g.name for g in plain.groups[:-1]]
+    assert kept.skipped[last].startswith("excluded by 'last'")

@@ -72,7 +72,7 @@ def test_round_trip_through_dict_and_unknown_keys():
     again = SparsityConfig.from_dict(cfg.to_dict())
     assert again == cfg
     assert isinstance(again.channels, ChannelConfig)
-    with pytest.raises(ConfigError, match="no field 'densty'"):
+    with pytest.raises(ConfigError, match=r"unknown setting 'SparsityConfig\.densty' \(did you"):
         SparsityConfig.from_dict({"densty": 0.1})
 
 

@@ -2,60 +2,18 @@ import pytest
 import torch
 from torch import nn
 
+import contracts
 import nets
 from chase import SparsityConfig, sparsify
 from chase.errors import CheckpointError, ConfigError, InvariantError
 from chase.sparsity import UPDATERS
+from contracts import build
 
 
-def build(updater="rigl", scope="global", opt="sgd", seed=0, **kw):
-    torch.manual_seed(1)
-    model = nets.vgg_style()
-    if opt == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True)
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    cfg = SparsityConfig(
-        density=0.15, updater=updater, scope=scope, update_every=4, total_steps=24, seed=seed, **kw
-    )
-    return model, optimizer, sparsify(model, optimizer, cfg)
-
-
-@pytest.mark.parametrize("updater", sorted(UPDATERS))
+@pytest.mark.parametrize("updater", UPDATERS.names())
 @pytest.mark.parametrize("opt", ["sgd", "adamw"])
 def test_resume_from_state_dicts_is_bit_identical(updater, opt):
-    model, optimizer, engine = build(updater, opt=opt)
-    nets.train_steps(model, optimizer, 24)
-
-    model2, optimizer2, engine2 = build(updater, opt=opt)
-    nets.train_steps(model2, optimizer2, 12)
-    saved = {
-        "model": {k: v.clone() for k, v in model2.state_dict().items()},
-        "optimizer": optimizer2.state_dict(),
-        "engine": engine2.state_dict(),
-    }
-    saved = torch.load(_roundtrip(saved), weights_only=True)
-    model3, optimizer3, engine3 = build(updater, opt=opt, seed=99)  # fresh, other masks
-    model3.load_state_dict(saved["model"])
-    optimizer3.load_state_dict(saved["optimizer"])
-    engine3.load_state_dict(saved["engine"])
-    assert engine3.step == 12
-    nets.train_steps(model3, optimizer3, 12, start=12)
-
-    for (k, a), b in zip(model.state_dict().items(), model3.state_dict().values()):
-        assert torch.equal(a, b), k
-    for n in engine.layers:
-        assert torch.equal(engine.masks[n], engine3.masks[n]), n
-    assert engine.trajectory == engine3.trajectory
-
-
-def _roundtrip(obj):
-    import io
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    buf.seek(0)
-    return buf
+    contracts.updater_resumes_bit_identically(updater, opt)
 
 
 def test_state_dict_rejects_other_versions_and_models():
@@ -66,6 +24,24 @@ def test_state_dict_rejects_other_versions_and_models():
     other = sparsify(nets.mlp(), None, SparsityConfig(updater="static"), attach=False)
     with pytest.raises(CheckpointError, match="other layers"):
         other.load_state_dict(state)
+    future = {**state, "updater": {**state["updater"], "version": 2}}
+    with pytest.raises(CheckpointError, match=r"updater 'rigl' state has version 2"):
+        engine.load_state_dict(future)
+
+
+@pytest.mark.parametrize("updater", ["snfs", "rigl"])
+def test_sub_states_carry_versions_and_the_old_layout_still_loads(updater):
+    """Checkpoints written before sub-states had versions (no 'version' key) load as before."""
+    model, optimizer, engine = build(updater)
+    nets.train_steps(model, optimizer, 6)
+    state = engine.state_dict()
+    assert state["version"] == 1 and state["updater"]["version"] == 1
+    old = {**state, "updater": {k: v for k, v in state["updater"].items() if k != "version"}}
+    _, _, fresh = build(updater, seed=5)
+    fresh.load_state_dict(old)
+    assert all(torch.equal(fresh.masks[n], engine.masks[n]) for n in engine.layers)
+    if updater == "snfs":
+        assert set(fresh.updater.ema) == set(engine.updater.ema)
 
 
 def test_steps_skipped_by_grad_scaler_do_not_advance_the_engine():

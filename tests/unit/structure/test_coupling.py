@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import archs
+import nets
 from chase.sparsity.groups import ChannelGroup
 from chase.structure import describe_groups, discover_groups
 
@@ -23,7 +23,7 @@ CLASSIFIER = {
 
 def _groups(name: str) -> tuple[nn.Module, list[ChannelGroup]]:
     torch.manual_seed(0)
-    case = archs.CASES[name]
+    case = nets.CASES[name]
     model = case.build()
     return model, discover_groups(model, case.inputs())
 
@@ -38,7 +38,7 @@ def _member(group: ChannelGroup, tensor: str, axis: int) -> torch.Tensor:
     return next(m.index for m in group.members if m.tensor == tensor and m.axis == axis)
 
 
-@pytest.mark.parametrize("name", list(archs.CASES))
+@pytest.mark.parametrize("name", list(nets.CASES))
 def test_groups_cover_every_layer_once(name: str) -> None:
     model, groups = _groups(name)
     assert len({g.name for g in groups}) == len(groups)
@@ -57,10 +57,10 @@ def test_groups_cover_every_layer_once(name: str) -> None:
         assert len(producers) >= 1 or not g.prunable
 
 
-@pytest.mark.parametrize("name", list(archs.CASES))
+@pytest.mark.parametrize("name", list(nets.CASES))
 def test_residual_groups_and_output_axis(name: str) -> None:
     _, groups = _groups(name)
-    assert sum(g.residual for g in groups) == archs.CASES[name].residual
+    assert sum(g.residual for g in groups) == nets.CASES[name].residual
     head = CLASSIFIER.get(name, "fc")
     out = _by_member(groups, f"{head}.weight", 0)
     assert not out.prunable and "model output" in out.reason and head in out.reason
@@ -103,12 +103,12 @@ def test_mobilenetv2_depthwise_ties() -> None:
         g = _by_member(groups, f"{dw}.weight", 0)
         assert g.prunable and not g.residual
         assert not any(m.tensor == f"{dw}.weight" and m.axis == 1 for m in g.members)
-        block = dw.rpartition(".conv.")[0]
-        expand = f"{block}.conv.0.weight"
-        if model.get_submodule(f"{block}.conv.0").groups == 1:  # t=6 blocks: tied to expansion
-            assert any(m.tensor == expand and m.axis == 0 for m in g.members)
-    proj = _by_member(groups, "features.4.conv.6.weight", 0)
-    assert proj.residual and "features.5.conv.6" in proj.modules
+        block = dw.rpartition(".conv.")[0]  # zoo layout: conv.0.0 expand (t=6), conv.1.0 dw
+        expand = f"{block}.conv.0.0"
+        if model.get_submodule(expand).groups == 1:  # t=6 blocks: tied to the expansion
+            assert any(m.tensor == f"{expand}.weight" and m.axis == 0 for m in g.members)
+    proj = _by_member(groups, "features.2.conv.2.weight", 0)  # first 24-channel block
+    assert proj.residual and "features.3.conv.2" in proj.modules
 
 
 def test_flatten_head_maps_one_channel_to_hw_features() -> None:
@@ -135,7 +135,7 @@ def test_concat_offsets() -> None:
         assert _member(g, consumer, 1).reshape(-1).tolist() == list(positions)
 
 
-@pytest.mark.parametrize("op", list(archs.PERMUTES))
+@pytest.mark.parametrize("op", list(nets.PERMUTES))
 def test_permuting_op_and_grouped_conv_are_unprunable(op: str) -> None:
     _, groups = _groups(f"permute_{op}")
     by_name = {g.name: g for g in groups}
@@ -148,7 +148,7 @@ def test_permuting_op_and_grouped_conv_are_unprunable(op: str) -> None:
 
 
 def test_discovery_leaves_modes_and_statistics_alone() -> None:
-    model = archs.CASES["resnet20"].build()
+    model = nets.CASES["resnet20"].build()
     model.train()
     model.layer2.eval()
     with torch.no_grad():

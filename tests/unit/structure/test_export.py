@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-import archs
 import emulate
+import nets
 from chase.structure import (
     ExportMismatchError,
     check_onnx,
@@ -26,7 +26,7 @@ pytest.importorskip("onnxruntime")
 
 def _slim(name: str) -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(0)
-    case = archs.CASES[name]
+    case = nets.CASES[name]
     model = case.build()
     emulate.warm_bn(model, case.shape)
     x = case.inputs()

@@ -2,14 +2,14 @@ import pytest
 import torch
 from torch import nn
 
-import archs
+import nets
 from chase.errors import ChaseError
 from chase.structure import fold_batchnorm
 
 
 @pytest.mark.parametrize("name", ["vgg19", "resnet20", "mobilenetv2", "concat"])
 def test_folded_model_matches_and_has_no_batchnorm(name):
-    case = archs.CASES[name]
+    case = nets.CASES[name]
     model = case.build().eval()
     x = case.inputs()
     with torch.no_grad():  # non-trivial statistics

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-import archs
 import emulate
+import nets
 from chase.errors import CheckpointError
 from chase.structure import (
     discover_groups,
@@ -25,12 +25,12 @@ from chase.structure import (
 
 def _build(name: str, **kwargs: Any) -> nn.Module:
     assert not kwargs
-    return archs.CASES[name].build()
+    return nets.CASES[name].build()
 
 
 def _slim(name: str) -> tuple[nn.Module, Any, dict[str, torch.Tensor], torch.Tensor]:
     torch.manual_seed(0)
-    case = archs.CASES[name]
+    case = nets.CASES[name]
     model = case.build()
     emulate.warm_bn(model, case.shape)
     x = case.inputs()
@@ -40,13 +40,13 @@ def _slim(name: str) -> tuple[nn.Module, Any, dict[str, torch.Tensor], torch.Ten
     return slim_copy(model, spec).eval(), spec, slice_tensor_dict(masks, spec), x
 
 
-@pytest.mark.parametrize("name", archs.SMALL)
+@pytest.mark.parametrize("name", nets.SMALL)
 def test_round_trip_with_a_fresh_model(name: str, tmp_path: Path) -> None:
     slim, spec, masks, x = _slim(name)
     path = save_slim(tmp_path / "slim.pt", slim, spec, masks=masks, extra={"acc": 0.5})
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == "chase-slim" and raw["version"] == 1
-    loaded = load_slim(path, archs.CASES[name].build())
+    loaded = load_slim(path, nets.CASES[name].build())
     assert loaded.extra == {"acc": 0.5} and loaded.arch is None
     assert loaded.masks is not None and set(loaded.masks) == set(masks)
     assert all(torch.equal(loaded.masks[k], v) for k, v in masks.items())
@@ -98,7 +98,7 @@ def test_bad_files_raise_checkpoint_error(kind: str, tmp_path: Path) -> None:
     good = save_slim(tmp_path / "good.pt", slim, spec)
     bad = _corrupt(kind, good, tmp_path)
     with pytest.raises(CheckpointError) as info:
-        load_slim(bad, archs.CASES["concat"].build())
+        load_slim(bad, nets.CASES["concat"].build())
     assert str(bad) in str(info.value) and "\n" not in str(info.value)
 
 
@@ -106,9 +106,9 @@ def test_mismatched_model_or_missing_arch_raise_checkpoint_error(tmp_path: Path)
     slim, spec, _, _ = _slim("resnet20")
     path = save_slim(tmp_path / "r.pt", slim, spec, arch={"name": "resnet20", "kwargs": {}})
     with pytest.raises(CheckpointError, match="does not fit"):
-        load_slim(path, archs.CASES["resnet56"].build())
+        load_slim(path, nets.CASES["resnet56"].build())
     with pytest.raises(CheckpointError, match="cannot build"):
-        load_slim(path, build=lambda name, **kw: archs.CASES["nope"].build())
+        load_slim(path, build=lambda name, **kw: nets.CASES["nope"].build())
     no_arch = save_slim(tmp_path / "n.pt", slim, spec)
     with pytest.raises(CheckpointError, match="model="):
         load_slim(no_arch)

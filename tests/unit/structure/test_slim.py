@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-import archs
 import emulate
+import nets
 from chase.sparsity.groups import ChannelGroup
 from chase.structure import (
     SlimSpec,
@@ -23,7 +23,7 @@ from chase.structure import (
 
 def _setup(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor, list[ChannelGroup]]:
     torch.manual_seed(seed)
-    case = archs.CASES[name]
+    case = nets.CASES[name]
     model = case.build()
     emulate.warm_bn(model, case.shape, seed=seed)
     x = case.inputs(seed + 1)
@@ -37,7 +37,7 @@ def _assert_close(want: torch.Tensor, got: torch.Tensor) -> None:
     assert float((got - want).abs().max()) <= 1e-4 * scale
 
 
-@pytest.mark.parametrize("name", list(archs.CASES))
+@pytest.mark.parametrize("name", list(nets.CASES))
 def test_slim_matches_masked_model(name: str) -> None:
     model, x, groups = _setup(name)
     keep = emulate.random_keep(groups, seed=3)
@@ -153,7 +153,7 @@ def test_apply_spec_refuses_a_spec_for_another_model() -> None:
     with pytest.raises(ValueError, match="applied already"):
         apply_spec(slim, spec)
     with pytest.raises(ValueError, match="does not have"):
-        apply_spec(archs.CASES["concat"].build(), spec)
+        apply_spec(nets.CASES["concat"].build(), spec)
 
 
 def test_trusting_torch_pruning_on_a_permuting_op_would_corrupt_the_model() -> None:

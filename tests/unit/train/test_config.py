@@ -5,7 +5,8 @@ import pytest
 
 from chase import ChannelConfig
 from chase.errors import ConfigError
-from chase.train.config import RunConfig, check_device
+from chase.sparsity import UPDATERS
+from chase.train.config import METHODS, RunConfig, check_device
 from chase.train.presets import list_presets, preset
 from chase.train.sources import deep_merge, load_yaml, parse_assignment
 
@@ -142,6 +143,65 @@ def test_values_the_method_ignores_are_still_checked():
 
 
 @pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"density": 1.5}, "sparsity.density = 1.5 is not allowed: a number in (0, 1]"),
+        ({"densty": 0.1}, "unknown setting 'sparsity.densty' (did you mean 'sparsity.density'?)"),
+        (
+            {"channels": {"evry": 3}},
+            "unknown setting 'sparsity.channels.evry' (did you mean 'sparsity.channels.every'?)",
+        ),
+        ({"channels": {"every": 0}}, "sparsity.channels.every = 0 is not allowed"),
+        ({"updater": "rigel"}, "sparsity.updater = 'rigel' is not allowed: a registered updater"),
+        ({"update_every": "3x"}, "sparsity.update_every = '3x' is not allowed"),
+    ],
+)
+@pytest.mark.parametrize("method", ["dense", "rigl", "chase"])
+def test_sparsity_errors_name_run_keys_for_every_method(section, message, method):
+    """One reading of the section: the engine configs name their keys with the run's prefix."""
+    with pytest.raises(ConfigError) as err:
+        RunConfig(method=method, sparsity=section)
+    assert str(err.value).startswith(message), str(err.value)
+
+
+def test_method_names_the_updater_and_only_chase_reads_sparsity_updater_and_channels():
+    section = {"channels": {"sparsity": 0.3}}
+    rigl = RunConfig(method="rigl", sparsity=section).sparsity_config(10, 100)
+    assert rigl is not None and (rigl.updater, rigl.channels) == ("rigl", None)
+    same = RunConfig(method="rigl", sparsity={"updater": "rigl"}).sparsity_config(10, 100)
+    assert same is not None and same.updater == "rigl"
+    chase = RunConfig(method="chase", sparsity=section).sparsity_config(10, 100)
+    assert chase is not None and chase.updater == "mest" and chase.channels is not None
+    assert chase.channels.sparsity == 0.3
+    chase_set = RunConfig(method="chase", sparsity={"updater": "set"}).sparsity_config(10, 100)
+    assert chase_set is not None and chase_set.updater == "set"
+    assert RunConfig(method="dense", sparsity={"updater": "set"}).sparsity_config(10, 100) is None
+    with pytest.raises(ConfigError) as err:
+        RunConfig(method="rigl", sparsity={"updater": "set"})
+    assert str(err.value).startswith(
+        "sparsity.updater = 'set' is not allowed: 'rigl' or absent, since method 'rigl' names "
+        "the updater"
+    )
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_resolves_to_the_engine_its_method_names(name):
+    cfg = RunConfig.from_dict(deep_merge(RunConfig().to_dict(), preset(name)))
+    engine = cfg.sparsity_config(100, 10_000)
+    if cfg.method == "dense":
+        assert engine is None
+    elif cfg.method == "chase":
+        assert engine is not None and engine.channels is not None
+        assert engine.updater == cfg.sparsity.get("updater", "mest")
+    else:
+        assert engine is not None and engine.channels is None and engine.updater == cfg.method
+
+
+def test_methods_are_dense_every_updater_and_chase():
+    assert list(METHODS) == ["dense", *UPDATERS.names(), "chase"]
+
+
+@pytest.mark.parametrize(
     ("value", "key", "message"),
     [
         ("foo", "device", "device = 'foo' is not allowed: 'auto', 'cpu', 'cuda' or 'cuda:N'"),
@@ -206,7 +266,7 @@ def test_null_channels_section_gives_chase_its_default_channel_settings():
     cfg = deep_merge(cfg, parse_assignment("sparsity.channels=null"))
     engine = RunConfig.from_dict(cfg).sparsity_config(10, 100)
     assert engine is not None and engine.channels is not None
-    assert engine.channels == ChannelConfig()  # not every=3
+    assert engine.channels == ChannelConfig(shrink=True)  # not every=3; runs shrink by default
 
 
 def test_set_can_still_merge_into_sections_and_nested_sections():
@@ -217,12 +277,20 @@ def test_set_can_still_merge_into_sections_and_nested_sections():
     assert cfg["data"]["batch_size"] == 8 and cfg["data"]["name"] == "synthetic"
 
 
-@pytest.mark.parametrize("text", ["true", "false", "yes", "no", "True", "FALSE"])
+@pytest.mark.parametrize("text", ["true", "false", "True", "FALSE"])
 def test_yaml_booleans_from_set_are_accepted(text):
     cfg = deep_merge(RunConfig().to_dict(), parse_assignment(f"channels_last={text}"))
     cfg = deep_merge(cfg, parse_assignment(f"data.augment={text}"))
     built = RunConfig.from_dict(cfg)
     assert isinstance(built.channels_last, bool) and isinstance(built.data.augment, bool)
+
+
+@pytest.mark.parametrize("text", ["yes", "no", "on", "off"])
+def test_yaml_1_1_booleans_are_refused(text):
+    """YAML 1.2: only true/false are booleans, so ``yes`` is a string a boolean refuses."""
+    cfg = deep_merge(RunConfig().to_dict(), parse_assignment(f"data.augment={text}"))
+    with pytest.raises(ConfigError, match=f"data.augment = '{text}' is not allowed: true or"):
+        RunConfig.from_dict(cfg)
 
 
 @pytest.mark.parametrize("name", list_presets())
@@ -244,3 +312,17 @@ def test_exponent_numbers_are_numbers_in_set_and_yaml_files(tmp_path, text, valu
 def test_strings_that_only_look_like_exponents_stay_strings():
     assert parse_assignment("a=1e") == {"a": "1e"}
     assert parse_assignment('a="5e-4"') == {"a": "5e-4"}
+
+
+def test_runs_shrink_by_default_unless_told_not_to():
+    def channels(*sets):
+        cfg = RunConfig(method="chase").to_dict()
+        for text in sets:
+            cfg = deep_merge(cfg, parse_assignment(text))
+        engine = RunConfig.from_dict(cfg).sparsity_config(10, 100)
+        assert engine is not None and engine.channels is not None
+        return engine.channels
+
+    assert channels().shrink is True
+    assert channels("sparsity.channels.shrink=false").shrink is False
+    assert ChannelConfig().shrink is False  # the library default: shapes stay put

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chase.errors import ConfigError
+from chase.sparsity.channels import LAST
 from chase.train.reference.flags import CIFAR, NONE, ONLY, REJECT, RULE, Script
 from chase.train.sources import put
 
@@ -55,17 +56,14 @@ def translate(script: Script, given: dict[str, Any], procs: int = 1) -> Translat
 
 def _model_structure(cfg: dict[str, Any]) -> None:
     """Our registry name for their model, and what their channel pruner never touches: their
-    VGG's prunable list (``layer2split``) leaves out the last conv, which feeds the classifier."""
-    from torch import nn
-
-    from chase.models import create_model
+    VGG's prunable list (``layer2split``) leaves out the last conv, which feeds the classifier
+    (``exclude: [last]``, the same rule as our VGG presets)."""
     from chase.models.registry import resolve_name
 
     name = resolve_name(cfg["model"])
     cfg["model"] = name
     if cfg.get("method") == "chase" and name.startswith("vgg"):
-        convs = [n for n, m in create_model(name).named_modules() if isinstance(m, nn.Conv2d)]
-        put(cfg, "sparsity.channels.exclude", convs[-1:])
+        put(cfg, "sparsity.channels.exclude", [LAST])
 
 
 def _plain_flags(script: Script, v: dict[str, Any], cfg: dict[str, Any]) -> None:
