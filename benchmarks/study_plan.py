@@ -68,9 +68,10 @@ SEEDS = (0, 1)
 
 @dataclass(frozen=True)
 class Size:
-    """How long each run is. ``study``: the default, chosen so the whole grid fits in about
-    three hours on 2 CPU cores (see docs/results.md); ``smoke``: seconds per run, to prove
-    that the pipeline works end to end (its numbers mean nothing)."""
+    """How long each run is. ``study``: the default, planned at about two hours for the whole
+    grid on 2 quiet CPU cores (docs/decisions.md, "The accuracy study"); ``quick``: a third of
+    that, for a machine shared with other work; ``smoke``: seconds per run, to prove that the
+    pipeline works end to end (its numbers mean nothing)."""
 
     name: str
     subset: int  # training examples taken from Fashion-MNIST's 60,000 (first N)
@@ -88,6 +89,8 @@ SIZES = {
     # by 0.6 with its schedule (7 updates, channel events between them, MEST and the channel
     # schedule ending at 2 of 3 epochs); lr 0.1 is the demo's 0.2 scaled to half its batch.
     "study": Size("study", 20_000, 2_000, 3, 128, 0.1, 60, 20, 10),
+    # 9,000 training examples, 70 steps per epoch, 140 steps, 7 updates of 20 steps.
+    "quick": Size("quick", 10_000, 1_000, 2, 128, 0.1, 20, 10, 10),
     "smoke": Size("smoke", 384, 128, 2, 64, 0.1, 2, 2, 2),
 }
 
