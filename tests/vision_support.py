@@ -65,3 +65,78 @@ def require(package: str) -> None:
     """Skip the calling test module unless ``package`` (torchvision or timm) imports."""
     patch_torchvision()
     pytest.importorskip(package)
+
+
+# -- the third-party catalogue shared by tests/thirdparty and benchmarks/coverage.py ---------
+
+#: model name → input side (pixels) it is traced and checked at; small inputs keep the suite
+#: bounded, each is what the model needs to run (its downsampling leaves >= 1 pixel).
+MODELS: dict[str, int] = {
+    # the families of issue 12's table
+    "tv:resnext50_32x4d": 64,
+    "tv:regnet_x_400mf": 64,
+    "tv:regnet_y_400mf": 64,
+    "tv:efficientnet_b0": 64,
+    "tv:convnext_tiny": 64,
+    "tv:shufflenet_v2_x0_5": 64,
+    "timm:efficientnet_b0": 64,
+    "timm:mobilenetv3_large_100": 64,
+    "timm:regnetx_002": 64,
+    # plain models that already slimmed exactly before
+    "tv:resnet18": 64,
+    "tv:resnet50": 64,
+    "tv:wide_resnet50_2": 64,
+    "tv:mobilenet_v2": 64,
+    "tv:densenet121": 64,
+    "tv:squeezenet1_0": 64,
+    "tv:googlenet": 64,
+    "tv:vgg11_bn": 32,
+    "tv:mnasnet0_5": 64,
+    "timm:resnet26d": 64,
+    "timm:dla34": 64,
+    "timm:hrnet_w18_small": 64,
+}
+#: class count of the comparison (ImageNet's, as in the issue's table)
+CLASSES = 1000
+
+
+def build(name: str, classes: int = CLASSES) -> torch.nn.Module:
+    """A randomly initialised third-party model straight from its package (no chase code), so
+    the coverage script can also measure a checkout that predates ``chase.models.sources``."""
+    patch_torchvision()
+    prefix, model = name.split(":", 1)
+    if prefix == "tv":
+        import torchvision
+
+        kw = {"aux_logits": False, "init_weights": True} if model == "googlenet" else {}
+        return torchvision.models.get_model(model, weights=None, num_classes=classes, **kw)
+    import timm
+
+    return timm.create_model(model, pretrained=False, num_classes=classes)
+
+
+def example(name: str, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    side = MODELS[name]
+    return torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(seed))
+
+
+def torch_pruning_params(model: torch.nn.Module, x: torch.Tensor, classes: int = CLASSES) -> int:
+    """Parameters left after Torch-Pruning's magnitude pruning at ratio 0.5 (in place), the
+    classifier (the layer producing ``classes`` outputs) kept whole, as its examples do."""
+    import torch_pruning as tp
+
+    heads = [
+        m
+        for m in model.modules()
+        if (isinstance(m, torch.nn.Linear) and m.out_features == classes)
+        or (isinstance(m, torch.nn.Conv2d) and m.out_channels == classes)
+    ]
+    pruner = tp.pruner.MagnitudePruner(
+        model,
+        x,
+        importance=tp.importance.MagnitudeImportance(p=2),
+        pruning_ratio=0.5,
+        ignored_layers=heads,
+    )
+    pruner.step()
+    return sum(p.numel() for p in model.parameters())
