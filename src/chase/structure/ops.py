@@ -159,9 +159,9 @@ def _linear(fn: Any, ops: list[Operand], a: Analysis) -> tuple[int | None, str |
         x, w = ops[0], ops[1]
     if _weight_param(w, a) is None:
         return None, "multiplies two traced tensors (mixes channels)"
-    if x.fn is not None and x.axis is not None and x.shape is not None:
-        if x.axis != len(x.shape) - 1:
-            return None, f"contracts axis {len(x.shape) - 1}, but channels are on axis {x.axis}"
+    last = None if x.shape is None else len(x.shape) - 1
+    if x.fn is not None and x.axis is not None and x.axis != last:
+        return None, f"contracts axis {last}, but channels are on axis {x.axis}"
     shape = out_shape(fn)
     return (None if shape is None else len(shape) - 1), None
 
