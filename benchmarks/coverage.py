@@ -64,7 +64,7 @@ def measure(name: str) -> dict[str, Any]:
         prunable = [g for g in groups if g.prunable]
         row["groups"], row["prunable"] = len(groups), len(prunable)
         row["residual"] = sum(g.residual for g in prunable)
-        row["channels"] = sum(g.size for g in groups)
+        row["channels"] = sum(g.size * getattr(g, "unit", 1) for g in groups)
         engine = chase_once(model, x, groups, prune_skip=False)
         ch = engine.channels
         row["removed"] = 0 if ch is None else ch.total - ch.live

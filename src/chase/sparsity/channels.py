@@ -32,13 +32,17 @@ def choose_removals(
     floors: torch.Tensor,
     n: int,
     round_to: int = 1,
+    unit: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Bool vector of the channels to remove now (at most ``n``), chosen by water-filling.
 
     Live channels are ranked by ascending score (ties: lower group, then lower index). Each
     group's channels form blocks of ``round_to`` (the first block takes the remainder so the
     live count stays a multiple); blocks are ranked by their mean score and taken in order as
-    long as the group keeps at least its floor and the total stays within ``n``.
+    long as the group keeps at least its floor and the total stays within ``n``. ``unit``
+    (per group, default 1): physical channels per channel of the group (``ChannelGroup.unit``);
+    ``n`` counts physical channels and a group's blocks are the fewest channels whose physical
+    count is a multiple of ``round_to``.
     """
     out = torch.zeros(alive.numel(), dtype=torch.bool)
     live_idx = alive.nonzero().squeeze(1)
@@ -47,15 +51,18 @@ def choose_removals(
     s = scores[live_idx].double()
     g = gid[live_idx]
     live_g = torch.bincount(g, minlength=floors.numel())
+    unit = torch.ones_like(floors) if unit is None else unit
+    step_g = round_to // torch.gcd(torch.full_like(unit, round_to), unit)
     by_score = torch.argsort(s, stable=True)
     order = by_score[torch.argsort(g[by_score], stable=True)]  # grouped, ascending in group
     gs = g[order]
     rank = torch.arange(order.numel()) - (torch.cumsum(live_g, 0) - live_g)[gs]
-    first = (live_g % round_to)[gs]
+    step = step_g[gs]
+    first = (live_g % step_g)[gs]
     block = torch.where(
-        first > 0, torch.where(rank < first, 0, 1 + (rank - first) // round_to), rank // round_to
+        first > 0, torch.where(rank < first, 0, 1 + (rank - first) // step), rank // step
     )
-    through = torch.where(first > 0, first + block * round_to, (block + 1) * round_to)
+    through = torch.where(first > 0, first + block * step, (block + 1) * step)
     removable = live_g[gs] - through >= floors[gs]
     new_block = torch.ones_like(gs, dtype=torch.bool)
     new_block[1:] = (gs[1:] != gs[:-1]) | (block[1:] != block[:-1])
@@ -66,7 +73,8 @@ def choose_removals(
     block_ok = torch.zeros(nb, dtype=torch.bool)
     block_ok[bid] = removable
     ranked = torch.argsort(mean, stable=True)  # block ids are in (group, block) order
-    taken = block_ok[ranked] & (torch.cumsum(size[ranked] * block_ok[ranked], 0) <= n)
+    physical = size * unit[gs[new_block]]
+    taken = block_ok[ranked] & (torch.cumsum(physical[ranked] * block_ok[ranked], 0) <= n)
     chosen = torch.zeros(nb, dtype=torch.bool)
     chosen[ranked[taken]] = True
     out[live_idx[order[chosen[bid]]]] = True
@@ -84,10 +92,12 @@ class ChannelPruner:
         self.all_groups = groups
         self.groups, self.skipped = self._usable(groups)
         self.sizes = torch.tensor([g.size for g in self.groups], dtype=torch.int64)
+        self.units = torch.tensor([g.unit for g in self.groups], dtype=torch.int64)
         self.offsets = (torch.cumsum(self.sizes, 0) - self.sizes).tolist()
-        self.total = int(self.sizes.sum())
         self.gid = torch.repeat_interleave(torch.arange(len(self.groups)), self.sizes)
-        self.alive = torch.ones(self.total, dtype=torch.bool)
+        self.weight = self.units[self.gid]  # physical channels per channel slot
+        self.total = int(self.weight.sum())  # live/total/target count physical channels
+        self.alive = torch.ones(self.gid.numel(), dtype=torch.bool)
         self.live = self.total
         self.floors = self._floors()
         self.slots = self._slots(self.groups)
@@ -123,9 +133,9 @@ class ChannelPruner:
     def _floors(self) -> torch.Tensor:
         ch = self.config.channels
         assert ch is not None
-        r = ch.round_to
         floors = []
-        for c in self.sizes.tolist():
+        for c, u in zip(self.sizes.tolist(), self.units.tolist()):
+            r = ch.round_to // math.gcd(ch.round_to, u)  # in units of the group
             m = max(1, math.floor(c * (1.0 - ch.sparsity) * ch.min_keep_ratio))
             if r > 1:
                 m = c if c <= r else max(r, -(-m // r) * r)
@@ -151,7 +161,7 @@ class ChannelPruner:
         return round(self.total * (1.0 - s))
 
     def stats(self) -> ChannelStats:
-        return channel_stats(self.slots, self.masks.params, self.masks, self.total)
+        return channel_stats(self.slots, self.masks.params, self.masks, self.gid.numel())
 
     def event(self, t: int, generator: torch.Generator) -> int:
         """Remove channels down to the target of step ``t``; returns how many were removed."""
@@ -162,8 +172,10 @@ class ChannelPruner:
         if n <= 0 or self.total == 0:
             return 0
         scores = SCORES[ch.score](self.stats(), generator)
-        remove = choose_removals(scores, self.alive, self.gid, self.floors, n, ch.round_to)
-        removed = int(remove.sum())
+        remove = choose_removals(
+            scores, self.alive, self.gid, self.floors, n, ch.round_to, self.units
+        )
+        removed = int(self.weight[remove].sum())
         if removed:
             self.alive &= ~remove
             self.live -= removed
@@ -205,13 +217,15 @@ class ChannelPruner:
         return out
 
     def summary(self) -> dict[str, Any]:
-        live_g = torch.bincount(self.gid[self.alive], minlength=len(self.groups)).tolist()
+        live_g = torch.bincount(self.gid[self.alive], minlength=len(self.groups))
+        live_g = (live_g * self.units).tolist()
         return {
             "live": self.live,
             "total": self.total,
             "sparsity": 0.0 if self.total == 0 else 1.0 - self.live / self.total,
             "groups": {
-                g.name: {"live": live_g[i], "total": g.size} for i, g in enumerate(self.groups)
+                g.name: {"live": live_g[i], "total": g.size * g.unit}
+                for i, g in enumerate(self.groups)
             },
         }
 
@@ -231,7 +245,7 @@ class ChannelPruner:
                 f"({len(mine)} vs {len(theirs)} groups): was the model or ChannelConfig changed?"
             )
         self.alive = state["alive"].clone().to(torch.bool)
-        self.live = int(self.alive.sum())
+        self.live = int(self.weight[self.alive].sum())
         self.events = list(state["events"])
         self.replay()
 

@@ -296,6 +296,7 @@ def _convert(tp_group: Any, t: _Trace) -> ChannelGroup:
     layers: list[str] = []
     producers: list[str] = []
     ties: list[torch.Tensor] = []
+    tiers: list[str] = []
     joins = False
     for item in tp_group:
         node, mod = item.dep.target, item.dep.target.module
@@ -322,17 +323,22 @@ def _convert(tp_group: Any, t: _Trace) -> ChannelGroup:
             members += kind.members(mod, name, is_out, rows)  # listed even if unprunable
             if kind.tie is not None and rows.shape[1] == 1:
                 ties.append(kind.tie(mod, is_out, rows[:, 0]))
+                tiers.append(f"{type(mod).__name__} '{name}'")
             elif kind.tie is not None:
                 problems.append(f"'{name}' is reached through a flatten")
     unit = 1
     if ties and not any(problems):
         folded = fold.fold(members, fold.units(ties, size))
         if isinstance(folded, str):
-            problems.append(f"{folded} (grouped layers {', '.join(layers)})")
+            problems.append(f"{folded} (set by {', '.join(sorted(set(tiers)))})")
         else:
             members, unit = folded
             if members and members[0].index.shape[0] == 1:
-                problems.append("its grouped layers tie every channel together (one unit)")
+                who = ", ".join(sorted(set(tiers))[:2])
+                problems.append(
+                    f"{who} tie every channel together (removing one would change the "
+                    "normalisation or grouping of the others)"
+                )
     unique = sorted({p for p in problems if p}, key=problems.index)
     reason = "; ".join(unique[:3]) + (f" (+{len(unique) - 3} more)" if len(unique) > 3 else "")
     mods = tuple(sorted(set(layers), key=lambda n: t.order[n]))

@@ -199,6 +199,12 @@ def _groupnorm_tie(module: nn.Module, is_out: bool, positions: torch.Tensor) -> 
     return positions // (module.num_channels // module.num_groups)  # whole groups
 
 
+def _layernorm_tie(module: nn.Module, is_out: bool, positions: torch.Tensor) -> torch.Tensor:
+    # statistics over all channels: removing one changes every other channel's output, so a
+    # masked model and its slim copy would differ; all channels form one unit (never cut)
+    return torch.zeros_like(positions)
+
+
 def _layernorm_check(module: nn.Module, name: str, shape: tuple[int, ...] | None) -> str | None:
     assert isinstance(module, nn.LayerNorm)
     if len(module.normalized_shape) != 1 or not module.elementwise_affine:
@@ -245,9 +251,12 @@ NORM = LayerKind(
     core=ops.BATCHNORM_CORE, channelwise=True,
 )  # fmt: skip
 #: LayerNorm over one axis: channels-last (after a permute) or channels-first (LayerNorm2d).
+#: Traced and sliceable, but its statistics tie all its channels into one unit, so the groups
+#: it normalises stay whole (only exact removals are made); the channels around it (a
+#: ConvNeXt block's MLP) are prunable.
 LAYERNORM = LayerKind(
     "layernorm", _is_layernorm, _AFFINE, _AFFINE, _resize_layernorm, bases=(nn.LayerNorm,),
-    core=ops.LAYERNORM_CORE, channelwise=True, check=_layernorm_check,
+    core=ops.LAYERNORM_CORE, channelwise=True, tie=_layernorm_tie, check=_layernorm_check,
 )  # fmt: skip
 #: Cut in whole groups only.
 GROUPNORM = LayerKind(
