@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -140,3 +141,27 @@ def torch_pruning_params(model: torch.nn.Module, x: torch.Tensor, classes: int =
     )
     pruner.step()
     return sum(p.numel() for p in model.parameters())
+
+
+def chase_at(model: torch.nn.Module, x: torch.Tensor, groups: Any, prune_skip: bool) -> Any:
+    """Chase's channel selection at S_c 0.5 applied once (``chase.prune_channels_once``'s
+    config), ranked by the seeded ``random`` score: on randomly initialised weights UMM ranks
+    layers by their initialisation scale, while coverage asks which channels can go at all."""
+    import chase
+    from chase.sparsity.config import ChannelConfig, SparsityConfig
+
+    channels = ChannelConfig(
+        sparsity=0.5, every=1, end=1, offset=0, prune_skip=prune_skip, score="random"
+    )
+    config = SparsityConfig(density=1.0, updater="static", total_steps=1, channels=channels)
+    engine = chase.sparsify(model, None, config, groups=groups, attach=False)
+    engine.after_step()
+    return engine
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def max_rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max() / a.abs().max().clamp_min(1e-12))
