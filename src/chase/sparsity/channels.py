@@ -96,8 +96,9 @@ class ChannelPruner:
         self.offsets = (torch.cumsum(self.sizes, 0) - self.sizes).tolist()
         self.gid = torch.repeat_interleave(torch.arange(len(self.groups)), self.sizes)
         self.weight = self.units[self.gid]  # physical channels per channel slot
-        self.total = int(self.weight.sum())  # live/total/target count physical channels
-        self.alive = torch.ones(self.gid.numel(), dtype=torch.bool)
+        self.total = int(self.gid.numel())  # slots; live counts live slots
+        self.physical = int(self.weight.sum())  # targets and reports count physical channels
+        self.alive = torch.ones(self.total, dtype=torch.bool)
         self.live = self.total
         self.floors = self._floors()
         self.slots = self._slots(self.groups)
@@ -158,30 +159,35 @@ class ChannelPruner:
         ch = self.config.channels
         assert ch is not None
         s = channel_sparsity(ch.sparsity, t, self.config.channel_end)
-        return round(self.total * (1.0 - s))
+        return round(self.physical * (1.0 - s))
+
+    def live_physical(self) -> int:
+        """Live prunable channels, counting a unit as its physical channels."""
+        return int(self.weight[self.alive].sum())
 
     def stats(self) -> ChannelStats:
-        return channel_stats(self.slots, self.masks.params, self.masks, self.gid.numel())
+        return channel_stats(self.slots, self.masks.params, self.masks, self.total)
 
     def event(self, t: int, generator: torch.Generator) -> int:
         """Remove channels down to the target of step ``t``; returns how many were removed."""
         ch = self.config.channels
         assert ch is not None
         target = self.target(t)
-        n = self.live - target
+        n = self.live_physical() - target
         if n <= 0 or self.total == 0:
             return 0
         scores = SCORES[ch.score](self.stats(), generator)
         remove = choose_removals(
             scores, self.alive, self.gid, self.floors, n, ch.round_to, self.units
         )
-        removed = int(self.weight[remove].sum())
+        removed = int(self.weight[remove].sum())  # physical channels
         if removed:
             self.alive &= ~remove
-            self.live -= removed
+            self.live -= int(remove.sum())
             self._apply(remove)
-        self.events.append({"step": t, "removed": removed, "live": self.live, "target": target})
-        log.debug("channel event at step %d: removed %d, %d live", t, removed, self.live)
+        live = self.live_physical()
+        self.events.append({"step": t, "removed": removed, "live": live, "target": target})
+        log.debug("channel event at step %d: removed %d, %d live", t, removed, live)
         return removed
 
     def _apply(self, remove: torch.Tensor) -> None:
@@ -219,10 +225,11 @@ class ChannelPruner:
     def summary(self) -> dict[str, Any]:
         live_g = torch.bincount(self.gid[self.alive], minlength=len(self.groups))
         live_g = (live_g * self.units).tolist()
-        return {
-            "live": self.live,
-            "total": self.total,
-            "sparsity": 0.0 if self.total == 0 else 1.0 - self.live / self.total,
+        live = self.live_physical()
+        return {  # physical channels (a unit of a grouped conv counts as its channels)
+            "live": live,
+            "total": self.physical,
+            "sparsity": 0.0 if self.physical == 0 else 1.0 - live / self.physical,
             "groups": {
                 g.name: {"live": live_g[i], "total": g.size * g.unit}
                 for i, g in enumerate(self.groups)
@@ -245,7 +252,7 @@ class ChannelPruner:
                 f"({len(mine)} vs {len(theirs)} groups): was the model or ChannelConfig changed?"
             )
         self.alive = state["alive"].clone().to(torch.bool)
-        self.live = int(self.weight[self.alive].sum())
+        self.live = int(self.alive.sum())
         self.events = list(state["events"])
         self.replay()
 
