@@ -223,8 +223,8 @@ class ChannelPruner:
         return out
 
     def summary(self) -> dict[str, Any]:
-        live_g = torch.bincount(self.gid[self.alive], minlength=len(self.groups))
-        live_g = (live_g * self.units).tolist()
+        counts = torch.bincount(self.gid[self.alive], minlength=len(self.groups))
+        live_g = (counts * self.units).tolist()
         live = self.live_physical()
         return {  # physical channels (a unit of a grouped conv counts as its channels)
             "live": live,

@@ -134,7 +134,8 @@ def _forward_problem(mod: nn.Module, kind: LayerKind, inputs: Any, output: Any) 
         return f"{what} does not return one traced tensor"
     stops = {x.grad_fn for x in _tensors(inputs) if x.grad_fn is not None}
     own = {id(p) for p in mod.parameters(recurse=False)}
-    owned, stack = set(), [output.grad_fn]
+    owned: set[Any] = set()
+    stack: list[Any] = [output.grad_fn]
     while stack:
         fn = stack.pop()
         if fn in owned or fn in stops or ops.is_leaf(fn):
@@ -143,7 +144,10 @@ def _forward_problem(mod: nn.Module, kind: LayerKind, inputs: Any, output: Any) 
         stack.extend(f for f, _ in fn.next_functions if f is not None)
     cores = [fn for fn in owned if ops.base_name(fn) in kind.core]
     users = {
-        fn for fn in owned for f, _ in fn.next_functions if ops.is_leaf(f) and id(f.variable) in own
+        fn
+        for fn in owned
+        for f, _ in fn.next_functions
+        if ops.is_leaf(f) and id(getattr(f, "variable", None)) in own
     }
     allowed = set(cores) | {fn for fn in owned if ops.base_name(fn) in kind.weight_ops}
     if len(cores) != 1:
@@ -317,7 +321,13 @@ def _convert(tp_group: Any, t: _Trace) -> ChannelGroup:
         problem = _layer_problem(node, mod, name, kind, is_out, t)
         rows = _rows(item.idxs, item.root_idxs, size)
         if problem is None and rows is None:
-            problem = f"channel indices of '{name}' could not be mapped"
+            partial = item.root_idxs is not None and len(set(item.root_idxs)) < size
+            problem = (
+                f"'{name}' reads only some of the group's channels (a split, chunk or slice "
+                "after the producer; not supported yet)"
+                if partial
+                else f"channel indices of '{name}' could not be mapped"
+            )
         problems.append(problem or "")
         if kind is not None and rows is not None:
             members += kind.members(mod, name, is_out, rows)  # listed even if unprunable

@@ -285,7 +285,7 @@ def cut_axes(module: nn.Module) -> dict[str, tuple[int, ...]]:
     kind = layer_kind(module)
     if kind is not None:
         return kind.cut_axes
-    out = {}
+    out: dict[str, tuple[int, ...]] = {}
     for local, p in module.named_parameters(recurse=False):
         long = [d for d, n in enumerate(p.shape) if n > 1]
         if len(long) == 1:
