@@ -115,7 +115,11 @@ def report(rows: list[dict[str, Any]], before: dict[str, dict[str, Any]], env: s
         "the seeded `random` score: on random weights UMM ranks by initialisation scale); removed "
         "channels with prune skip off, parameters of the slim model with prune skip on. "
         "Torch-Pruning: `MagnitudePruner`, L2 magnitude, pruning_ratio 0.5, classifier kept. "
-        "ratio = Chase's slim parameters / Torch-Pruning's (the contract suite asserts <= 1.25)."
+        "ratio = Chase's slim parameters / Torch-Pruning's (the contract suite asserts <= 1.25). "
+        "The before columns (`benchmarks/coverage_before.json`) were measured on commit "
+        "5002832's structure code by the first version of this script, which ranked by UMM, so "
+        "its parameter counts are not comparable with the after columns; its group and channel "
+        "counts are."
     )
     return "\n".join([intro, "", env, "", markdown(headers, table)])
 
@@ -127,10 +131,11 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="also write the raw numbers here")
     p.add_argument("--before", type=Path, help="raw numbers of an older checkout")
     p.add_argument("--markdown", type=Path, help="write the report here (else print it)")
+    p.add_argument("--from-json", type=Path, help="report raw numbers saved by --json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
-    rows = []
-    for name in args.models.split(","):
+    rows = json.loads(args.from_json.read_text()) if args.from_json else []
+    for name in [] if args.from_json else args.models.split(","):
         t0 = time.perf_counter()
         rows.append(measure(name))
         print(f"{name}: {time.perf_counter() - t0:.1f} s {rows[-1]}", file=sys.stderr)
