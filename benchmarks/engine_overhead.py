@@ -13,6 +13,9 @@
    ResNet-50 (1000 classes, 25.5M weights, density 0.1): ``after_step()`` at a step where the
    event is due, i.e. everything the engine does at that step.
 3. Engine memory per maskable weight: masks, and every tensor the engine keeps.
+4. ``--apply-model`` (e.g. ``tv:vgg11_bn``, 132M weights, mostly its classifier): when weights
+   dwarf compute, the per-step mask work (``MaskSet.apply``: weights and SGD momentum) next to
+   the optimizer step itself, at 32x32 and batch 8.
 """
 
 from __future__ import annotations
@@ -176,6 +179,38 @@ def memory(model: nn.Module) -> list[dict[str, Any]]:
     return rows
 
 
+def apply_cost(name: str, repeats: int) -> dict[str, Any]:
+    """``masks.apply(optimizer)`` against ``optimizer.step()`` on a model whose weights dwarf its
+    compute (the per-step mask work the engine adds after every step)."""
+    if name.startswith("tv:") or name.startswith("timm:"):
+        import sys
+        from pathlib import Path
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        import vision_support  # test support: makes torchvision importable here
+
+        vision_support.patch_torchvision()
+    model = create_model(name, num_classes=10).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    cfg = SparsityConfig(density=0.1, updater="rigl", update_every=NEVER, total_steps=NEVER)
+    engine = chase.sparsify(model, opt, cfg, attach=False)
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (8,), generator=torch.Generator().manual_seed(1))
+    step = step_fn(model, opt, x, y)
+    step()
+    apply = time_fn(lambda: engine.masks.apply(opt), warmup=1, repeats=repeats)
+    optimizer = time_fn(opt.step, warmup=1, repeats=repeats)
+    whole = time_fn(step, warmup=0, repeats=repeats)
+    weights = sum(engine.masks.params[n].numel() for n in engine.layers)
+    return {
+        "model": name,
+        "weights": weights,
+        "apply_ms": apply.median_ms,
+        "optimizer_step_ms": optimizer.median_ms,
+        "training_step_ms": whole.median_ms,
+    }
+
+
 def report(result: dict[str, Any]) -> str:
     """The markdown tables of docs/benchmarks.md."""
     parts = [describe(result["env"]), ""]
@@ -209,6 +244,15 @@ def report(result: dict[str, Any]) -> str:
     mem = [[m["method"], f"{m['mask_bytes_per_weight']:.3f}", f"{m['state_bytes_per_weight']:.3f}"]
            for m in result["memory"]]  # fmt: skip
     parts.append(markdown(["method", "mask bytes / weight", "engine state bytes / weight"], mem))
+    if result.get("apply"):
+        a = result["apply"]
+        parts.append("")
+        parts.append(markdown(
+            ["model (32x32, batch 8)", "maskable weights", "masks.apply ms",
+             "optimizer.step ms", "masked training step ms"],
+            [[a["model"], f"{a['weights'] / 1e6:.0f}M", f"{a['apply_ms']:.0f}",
+              f"{a['optimizer_step_ms']:.0f}", f"{a['training_step_ms']:.0f}"]],
+        ))  # fmt: skip
     return "\n".join(parts)
 
 
@@ -221,10 +265,17 @@ def main() -> None:
     p.add_argument("--event-repeats", type=int, default=5, help="timed updates / events")
     p.add_argument("--models", default="cifar_resnet20,vgg19", help="models of the step table")
     p.add_argument("--skip-steps", action="store_true", help="only the ResNet-50 parts")
+    p.add_argument("--apply-model", help="also time masks.apply on this model (tv:vgg11_bn)")
+    p.add_argument("--apply-only", action="store_true", help="only the --apply-model part")
     p.add_argument("--json", action="store_true", help="print JSON instead of markdown")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     result: dict[str, Any] = {"env": environment("cpu"), "steps": []}
+    if args.apply_model:
+        result["apply"] = apply_cost(args.apply_model, args.event_repeats)
+        if args.apply_only:
+            print(json.dumps(result["apply"], indent=1))
+            return
     if not args.skip_steps:
         for name in args.models.split(","):
             result["steps"].append(training_step(name, args.batch, args.rounds, args.repeats))

@@ -176,7 +176,7 @@ class PermuteNet(nn.Module):
 class SqueezeExcite(nn.Module):
     """A squeeze-excitation gate (multiplicative coupling) plus spatial-only ops: upsample,
     spatial pad and slice, max pooling. The gate's ``fc2`` and ``conv`` produce the same
-    channels, so by the "more than one producer" rule that group counts as residual."""
+    channels, but a gate multiplies into them: the group is not residual (only a sum is)."""
 
     def __init__(self, num_classes: int = 5) -> None:
         super().__init__()
@@ -226,7 +226,7 @@ CASES = {
     "mobilenetv2": zoo("mobilenetv2_cifar", (2, 3, 32, 32), 5),
     "concat": Case(ConcatNet, (2, 3, 16, 16), 0),
     "flatten_head": Case(FlattenHead, (2, 3, 16, 16), 0),
-    "squeeze_excite": Case(SqueezeExcite, (2, 3, 8, 8), 1),
+    "squeeze_excite": Case(SqueezeExcite, (2, 3, 8, 8), 0),
     **{f"permute_{op}": Case(lambda op=op: PermuteNet(op), (2, 3, 16, 16), 0) for op in PERMUTES},
 }
 #: Small, fast architectures for the costlier round trips (export, checkpoints).

@@ -14,6 +14,8 @@ from chase.data.synthetic import example_batch
 from chase.metrics.flops import FlopsReport, flops_report, layer_costs
 from chase.models import create_model
 from chase.sparsity.config import SparsityConfig
+from chase.sparsity.groups import ChannelGroup
+from chase.structure.coupling import discover_groups
 
 
 def fresh_model(
@@ -65,3 +67,10 @@ def model_flops(
     engine = chase.sparsify(net, None, config, attach=False)
     costs = layer_costs(net, example_batch(shape.input_shape))
     return flops_report(costs, masks=dict(engine.masks.items()), model=net, slim_costs=costs)
+
+
+def model_groups(model: str, dataset: str, image_size: int | None = None) -> list[ChannelGroup]:
+    """The channel groups coupling discovery finds on a freshly initialised model (what
+    ``chase groups`` prints: which channels Chase may remove, and why the rest are refused)."""
+    net, shape = fresh_model(model, dataset, image_size)
+    return discover_groups(net, example_batch(shape.input_shape, 2))

@@ -14,6 +14,7 @@ from torch import nn
 
 from chase.checks import did_you_mean
 from chase.errors import ConfigError
+from chase.models import sources
 
 ModelFn = Callable[..., nn.Module]
 F = TypeVar("F", bound=ModelFn)
@@ -60,30 +61,42 @@ def list_aliases() -> dict[str, str]:
 
 def default_input_size(name: str) -> InputSize:
     """The (C, H, W) input a model (or alias) is designed for, e.g. (3, 224, 224)."""
+    if sources.is_source_name(name):
+        return sources.source_input_size(name)
     return _INPUT_SIZES[resolve_name(name)]
 
 
 def resolve_name(name: str) -> str:
     """Return the canonical model name for ``name`` (a canonical name or an alias).
 
-    Raises ``ConfigError`` naming the value, the known models and the closest match.
+    Third-party names (``tv:resnet50``, ``timm:efficientnet_b0``) are checked against their
+    package (``chase.models.sources``). Raises ``ConfigError`` naming the value, the known
+    models and the closest match.
     """
+    if sources.is_source_name(name):
+        return sources.resolve_source_name(name)
     if name in _MODELS:
         return name
     if name in _ALIASES:
         return _ALIASES[name]
     known = list_models()
     hint = did_you_mean(name, known + sorted(_ALIASES))
-    raise ConfigError(f"model: unknown name {name!r}{hint}; known models: {', '.join(known)}")
+    raise ConfigError(
+        f"model: unknown name {name!r}{hint}; known models: {', '.join(known)} "
+        f"(or {' / '.join(f'{p}:NAME' for p in sources.SOURCES)})"
+    )
 
 
 def create_model(
     name: str, num_classes: int = 10, in_channels: int = 3, **kwargs: Any
 ) -> nn.Module:
-    """Build the registered model ``name`` (or alias) for ``num_classes`` and ``in_channels``."""
+    """Build the registered model ``name`` (or alias, or ``tv:``/``timm:`` name) for
+    ``num_classes`` and ``in_channels``; third-party models get random initialisation."""
     if num_classes < 1:
         raise ConfigError(f"model.num_classes: must be >= 1, got {num_classes}")
     if in_channels < 1:
         raise ConfigError(f"model.in_channels: must be >= 1, got {in_channels}")
+    if sources.is_source_name(name):
+        return sources.create_source_model(name, num_classes, in_channels, **kwargs)
     fn = _MODELS[resolve_name(name)]
     return fn(num_classes=num_classes, in_channels=in_channels, **kwargs)

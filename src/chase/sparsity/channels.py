@@ -37,13 +37,17 @@ def choose_removals(
     floors: torch.Tensor,
     n: int,
     round_to: int = 1,
+    unit: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Bool vector of the channels to remove now (at most ``n``), chosen by water-filling.
 
     Live channels are ranked by ascending score (ties: lower group, then lower index). Each
     group's channels form blocks of ``round_to`` (the first block takes the remainder so the
     live count stays a multiple); blocks are ranked by their mean score and taken in order as
-    long as the group keeps at least its floor and the total stays within ``n``.
+    long as the group keeps at least its floor and the total stays within ``n``. ``unit``
+    (per group, default 1): physical channels per channel of the group (``ChannelGroup.unit``);
+    ``n`` counts physical channels and a group's blocks are the fewest channels whose physical
+    count is a multiple of ``round_to``.
     """
     out = torch.zeros(alive.numel(), dtype=torch.bool)
     live_idx = alive.nonzero().squeeze(1)
@@ -52,15 +56,18 @@ def choose_removals(
     s = scores[live_idx].double()
     g = gid[live_idx]
     live_g = torch.bincount(g, minlength=floors.numel())
+    unit = torch.ones_like(floors) if unit is None else unit
+    step_g = round_to // torch.gcd(torch.full_like(unit, round_to), unit)
     by_score = torch.argsort(s, stable=True)
     order = by_score[torch.argsort(g[by_score], stable=True)]  # grouped, ascending in group
     gs = g[order]
     rank = torch.arange(order.numel()) - (torch.cumsum(live_g, 0) - live_g)[gs]
-    first = (live_g % round_to)[gs]
+    step = step_g[gs]
+    first = (live_g % step_g)[gs]
     block = torch.where(
-        first > 0, torch.where(rank < first, 0, 1 + (rank - first) // round_to), rank // round_to
+        first > 0, torch.where(rank < first, 0, 1 + (rank - first) // step), rank // step
     )
-    through = torch.where(first > 0, first + block * round_to, (block + 1) * round_to)
+    through = torch.where(first > 0, first + block * step, (block + 1) * step)
     removable = live_g[gs] - through >= floors[gs]
     new_block = torch.ones_like(gs, dtype=torch.bool)
     new_block[1:] = (gs[1:] != gs[:-1]) | (block[1:] != block[:-1])
@@ -71,7 +78,8 @@ def choose_removals(
     block_ok = torch.zeros(nb, dtype=torch.bool)
     block_ok[bid] = removable
     ranked = torch.argsort(mean, stable=True)  # block ids are in (group, block) order
-    taken = block_ok[ranked] & (torch.cumsum(size[ranked] * block_ok[ranked], 0) <= n)
+    physical = size * unit[gs[new_block]]
+    taken = block_ok[ranked] & (torch.cumsum(physical[ranked] * block_ok[ranked], 0) <= n)
     chosen = torch.zeros(nb, dtype=torch.bool)
     chosen[ranked[taken]] = True
     out[live_idx[order[chosen[bid]]]] = True
@@ -97,9 +105,12 @@ class ChannelPruner:
         self.all_groups = groups
         self.groups, self.skipped = self._usable(groups)
         self.sizes = torch.tensor([g.size for g in self.groups], dtype=torch.int64)
+        self.units = torch.tensor([g.unit for g in self.groups], dtype=torch.int64)
         self.offsets = (torch.cumsum(self.sizes, 0) - self.sizes).tolist()
-        self.total = int(self.sizes.sum())
         self.gid = torch.repeat_interleave(torch.arange(len(self.groups)), self.sizes)
+        self.weight = self.units[self.gid]  # physical channels per channel slot
+        self.total = int(self.gid.numel())  # slots; live counts live slots
+        self.physical = int(self.weight.sum())  # targets and reports count physical channels
         self.alive = torch.ones(self.total, dtype=torch.bool)
         self.live = self.total
         self.floors = self._floors()
@@ -141,9 +152,9 @@ class ChannelPruner:
     def _floors(self) -> torch.Tensor:
         ch = self.config.channels
         assert ch is not None
-        r = ch.round_to
         floors = []
-        for c in self.sizes.tolist():
+        for c, u in zip(self.sizes.tolist(), self.units.tolist()):
+            r = ch.round_to // math.gcd(ch.round_to, u)  # in units of the group
             m = max(1, math.floor(c * (1.0 - ch.sparsity) * ch.min_keep_ratio))
             if r > 1:
                 m = c if c <= r else max(r, -(-m // r) * r)
@@ -156,7 +167,11 @@ class ChannelPruner:
         ch = self.config.channels
         assert ch is not None
         s = channel_sparsity(ch.sparsity, t, self.config.channel_end)
-        return round(self.total * (1.0 - s))
+        return round(self.physical * (1.0 - s))
+
+    def live_physical(self) -> int:
+        """Live prunable channels, counting a unit as its physical channels."""
+        return int(self.weight[self.alive].sum())
 
     def stats(self) -> ChannelStats:
         return channel_stats(self.slots, self.masks.params, self.masks, self.total)
@@ -166,18 +181,21 @@ class ChannelPruner:
         ch = self.config.channels
         assert ch is not None
         target = self.target(t)
-        n = self.live - target
+        n = self.live_physical() - target
         if n <= 0 or self.total == 0:
             return 0
         scores = SCORES[ch.score](self.stats(), generator)
-        remove = choose_removals(scores, self.alive, self.gid, self.floors, n, ch.round_to)
-        removed = int(remove.sum())
+        remove = choose_removals(
+            scores, self.alive, self.gid, self.floors, n, ch.round_to, self.units
+        )
+        removed = int(self.weight[remove].sum())  # physical channels
         if removed:
             self.alive &= ~remove
-            self.live -= removed
+            self.live -= int(remove.sum())
             self._apply(remove)
-        self.events.append({"step": t, "removed": removed, "live": self.live, "target": target})
-        log.debug("channel event at step %d: removed %d, %d live", t, removed, self.live)
+        live = self.live_physical()
+        self.events.append({"step": t, "removed": removed, "live": live, "target": target})
+        log.debug("channel event at step %d: removed %d, %d live", t, removed, live)
         return removed
 
     def _apply(self, remove: torch.Tensor) -> None:
@@ -241,13 +259,15 @@ class ChannelPruner:
         return out
 
     def summary(self) -> dict[str, Any]:
-        live_g = self.live_per_group().tolist()
-        return {
-            "live": self.live,
-            "total": self.total,
-            "sparsity": 0.0 if self.total == 0 else 1.0 - self.live / self.total,
+        live_g = (self.live_per_group() * self.units).tolist()
+        live = self.live_physical()
+        return {  # physical channels (a unit of a grouped conv counts as its channels)
+            "live": live,
+            "total": self.physical,
+            "sparsity": 0.0 if self.physical == 0 else 1.0 - live / self.physical,
             "groups": {
-                g.name: {"live": live_g[i], "total": g.size} for i, g in enumerate(self.groups)
+                g.name: {"live": live_g[i], "total": g.size * g.unit}
+                for i, g in enumerate(self.groups)
             },
         }
 

@@ -51,7 +51,11 @@ class ChannelGroup:
 
     ``residual``: the group is tied to a residual stream (more than one non-depthwise producer
     adds into it). ``prunable`` is False, with a ``reason``, when discovery found something it
-    cannot handle safely; such groups are reported and never touched.
+    cannot handle safely; such groups are reported and never touched. ``unit``: physical
+    channels per channel of the group (1, or more where layers only allow removing channels
+    together, e.g. one channel per conv group of a grouped conv): ``size`` counts units, each
+    member row lists a unit's ``unit``·k positions, and the channel learner counts a removed
+    unit as ``unit`` channels.
     """
 
     name: str
@@ -61,8 +65,11 @@ class ChannelGroup:
     prunable: bool = True
     reason: str = ""
     modules: tuple[str, ...] = field(default=())
+    unit: int = 1
 
     def __post_init__(self) -> None:
+        if self.unit < 1:
+            raise ValueError(f"group {self.name!r}: unit must be >= 1, got {self.unit}")
         for m in self.members:
             if m.index.shape[0] != self.size:
                 raise ValueError(

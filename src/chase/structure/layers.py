@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from chase.sparsity.groups import Member
+from chase.structure import ops
 
 
 @dataclass(frozen=True)
@@ -33,17 +33,25 @@ class Slot:
 class LayerKind:
     """What coupling and slimming know about one kind of layer.
 
-    ``matches(module)`` recognises the kind (first match in ``LAYER_KINDS`` wins).
-    ``out_slot`` / ``in_slot``: the tensor axes that one output / input channel occupies
-    (tensors the module lacks, such as a missing bias, are skipped); the union of both is the
-    set of axes slimming may cut. ``produces``: its output channels feed a channel group as a
-    producer (more than one producer makes a group residual). ``channelwise``: output channel
-    c depends only on input channel c (depthwise conv, norm), so one group spans both sides.
-    ``weight_ops``: autograd ops the forward applies to the layer's own weight (Linear's
-    ``weight.t()``), which the trace records as op nodes and which are trusted. ``refusal``:
-    why a recognised layer is never prunable. ``check(module, name, output shape)``: a reason
-    when the layer is used in a way the slots do not describe. ``resize`` sets the module's
-    shape attributes from its (already cut) tensors.
+    ``matches(module)`` recognises the kind by type, subclasses included (first match in
+    ``LAYER_KINDS`` wins). ``base`` and ``methods``: the torch class and the methods whose
+    behaviour the record describes; a subclass that overrides one of them is recognised by
+    what it computes instead: coupling discovery checks in the trace that its forward runs
+    exactly one ``core`` op (autograd names, e.g. ``NativeBatchNorm``) on its own parameters
+    and otherwise only ops the whitelist trusts (timm's ``BatchNormAct2d`` = BatchNorm +
+    activation). ``out_slot`` / ``in_slot``: the tensor axes that one output / input channel
+    occupies (tensors the module lacks, such as a missing bias, are skipped); the union of both
+    is the set of axes slimming may cut. ``produces``: its output channels feed a channel group
+    as a producer. ``channelwise``: output channel c depends only on input channel c (depthwise
+    conv, norm), so one group spans both sides. ``weight_ops``: autograd ops the forward applies
+    to the layer's own weight (Linear's ``weight.t()``). ``position(module, is_out, rows)``:
+    the tensor positions of channel rows when they differ from the channel index (a grouped
+    conv's input column is the channel's offset inside its conv group). ``tie(module, is_out,
+    positions)``: a key per position; positions with equal keys must be removed together (a
+    grouped conv keeps equal channels at the same offsets in every conv group; a GroupNorm
+    keeps whole groups). ``refusal``: why a recognised layer is never prunable. ``check(module,
+    name, output shape)``: a reason when the layer is used in a way the slots do not describe.
+    ``resize`` sets the module's shape attributes from its (already cut) tensors.
     """
 
     name: str
@@ -51,9 +59,14 @@ class LayerKind:
     out_slot: tuple[Slot, ...]
     in_slot: tuple[Slot, ...]
     resize: Callable[[nn.Module], None]
+    bases: tuple[type[nn.Module], ...] = ()
+    methods: tuple[str, ...] = ("forward",)
+    core: frozenset[str] = frozenset()
     produces: bool = False
     channelwise: bool = False
     weight_ops: frozenset[str] = frozenset()
+    position: Callable[[nn.Module, bool, torch.Tensor], torch.Tensor] | None = None
+    tie: Callable[[nn.Module, bool, torch.Tensor], torch.Tensor] | None = None
     refusal: Callable[[nn.Module, str], str] | None = None
     check: Callable[[nn.Module, str, tuple[int, ...] | None], str | None] | None = None
 
@@ -62,11 +75,21 @@ class LayerKind:
     ) -> list[Member]:
         """The ``Member`` records of one output (``is_out``) or input channel slot."""
         slots = self.out_slot if is_out else self.in_slot
+        if self.position is not None:
+            rows = self.position(module, is_out, rows)
         return [
             Member(f"{name}.{s.tensor}" if name else s.tensor, s.axis, rows, s.role)
             for s in slots
             if getattr(module, s.tensor, None) is not None
         ]
+
+    def trusted(self, module: nn.Module) -> bool:
+        """True when ``module``'s class keeps the base behaviour (no trace check needed)."""
+        cls = type(module)
+        base = next((b for b in self.bases if isinstance(module, b)), None)
+        return base is not None and all(
+            getattr(cls, m, None) is getattr(base, m, None) for m in self.methods
+        )
 
     @property
     def cut_axes(self) -> dict[str, tuple[int, ...]]:
@@ -77,36 +100,26 @@ class LayerKind:
         return {t: tuple(sorted(a)) for t, a in axes.items()}
 
 
-def _keeps_forward(module: nn.Module, base: type[nn.Module], methods: tuple[str, ...]) -> bool:
-    """An instance of ``base`` whose class overrides none of ``methods``.
-
-    A subclass that changes ``forward`` may permute or mix channels, so it is never mistaken
-    for its base type.
-    """
-    cls = type(module)
-    return isinstance(module, base) and all(getattr(cls, m) is getattr(base, m) for m in methods)
+_CONVS = (nn.Conv1d, nn.Conv2d)
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
-def _plain_conv(module: nn.Module) -> nn.Conv1d | nn.Conv2d | None:
-    for base in (nn.Conv1d, nn.Conv2d):
-        if _keeps_forward(module, base, ("forward", "_conv_forward")):
-            assert isinstance(module, nn.Conv1d | nn.Conv2d)
-            return module
-    return None
+def _conv(module: nn.Module) -> nn.Conv1d | nn.Conv2d | None:
+    return module if isinstance(module, _CONVS) else None
 
 
 def _is_conv(module: nn.Module) -> bool:
-    conv = _plain_conv(module)
+    conv = _conv(module)
     return conv is not None and conv.groups == 1
 
 
 def _is_depthwise(module: nn.Module) -> bool:
-    conv = _plain_conv(module)
+    conv = _conv(module)
     return conv is not None and conv.groups > 1 and _same_width(conv)
 
 
 def _is_grouped(module: nn.Module) -> bool:
-    conv = _plain_conv(module)
+    conv = _conv(module)
     return conv is not None and conv.groups > 1 and not _same_width(conv)
 
 
@@ -115,12 +128,19 @@ def _same_width(conv: nn.Conv1d | nn.Conv2d) -> bool:
 
 
 def _is_linear(module: nn.Module) -> bool:
-    return _keeps_forward(module, nn.Linear, ("forward",))
+    return isinstance(module, nn.Linear)
 
 
 def _is_batchnorm(module: nn.Module) -> bool:
-    bases = (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm)
-    return any(_keeps_forward(module, b, ("forward",)) for b in bases)
+    return isinstance(module, _BATCHNORMS)
+
+
+def _is_layernorm(module: nn.Module) -> bool:
+    return isinstance(module, nn.LayerNorm)
+
+
+def _is_groupnorm(module: nn.Module) -> bool:
+    return isinstance(module, nn.GroupNorm)
 
 
 def _resize_conv(module: nn.Module) -> None:
@@ -146,15 +166,55 @@ def _resize_batchnorm(module: nn.Module) -> None:
     module.num_features = ref.shape[0]
 
 
-def _grouped_refusal(module: nn.Module, name: str) -> str:
-    groups: Any = getattr(module, "groups", "?")
-    return f"grouped conv '{name}' (groups={groups}) is not depthwise"
+def _resize_layernorm(module: nn.Module) -> None:
+    assert isinstance(module, nn.LayerNorm) and module.weight is not None
+    module.normalized_shape = (module.weight.shape[0],)
 
 
-def _linear_check(module: nn.Module, name: str, shape: tuple[int, ...] | None) -> str | None:
-    if shape is None or len(shape) != 2:
-        return f"Linear '{name}' is applied to a tensor that is not (batch, features)"
+def _resize_groupnorm(module: nn.Module) -> None:
+    assert isinstance(module, nn.GroupNorm) and module.weight is not None
+    width = module.num_channels // module.num_groups  # the old attributes: channels per group
+    module.num_channels = module.weight.shape[0]
+    module.num_groups = module.num_channels // width
+
+
+def _group_width(module: nn.Module, is_out: bool) -> int:
+    assert isinstance(module, nn.Conv1d | nn.Conv2d)
+    return (module.out_channels if is_out else module.in_channels) // module.groups
+
+
+def _grouped_position(module: nn.Module, is_out: bool, rows: torch.Tensor) -> torch.Tensor:
+    # input channel c of a grouped conv is weight column c % (in_channels / groups)
+    return rows if is_out else rows % _group_width(module, False)
+
+
+def _grouped_tie(module: nn.Module, is_out: bool, positions: torch.Tensor) -> torch.Tensor:
+    # equal kept channels per conv group, at the same offsets: positions with equal offset
+    # inside their conv group go together
+    return positions % _group_width(module, is_out)
+
+
+def _groupnorm_tie(module: nn.Module, is_out: bool, positions: torch.Tensor) -> torch.Tensor:
+    assert isinstance(module, nn.GroupNorm)
+    return positions // (module.num_channels // module.num_groups)  # whole groups
+
+
+def _layernorm_tie(module: nn.Module, is_out: bool, positions: torch.Tensor) -> torch.Tensor:
+    # statistics over all channels: removing one changes every other channel's output, so a
+    # masked model and its slim copy would differ; all channels form one unit (never cut)
+    return torch.zeros_like(positions)
+
+
+def _layernorm_check(module: nn.Module, name: str, shape: tuple[int, ...] | None) -> str | None:
+    assert isinstance(module, nn.LayerNorm)
+    if len(module.normalized_shape) != 1 or not module.elementwise_affine:
+        return f"LayerNorm '{name}' normalises {tuple(module.normalized_shape)}, not channels"
     return None
+
+
+def _groupnorm_check(module: nn.Module, name: str, shape: tuple[int, ...] | None) -> str | None:
+    assert isinstance(module, nn.GroupNorm)
+    return None if module.affine else f"GroupNorm '{name}' has no affine parameters to slim"
 
 
 _PRODUCER = (Slot("weight", 0, "producer"), Slot("bias", 0, "param"))
@@ -165,31 +225,69 @@ _NORM = (
     Slot("running_mean", 0, "buffer"),
     Slot("running_var", 0, "buffer"),
 )
+_AFFINE = (Slot("weight", 0, "param"), Slot("bias", 0, "param"))
+_CONV_METHODS = ("forward", "_conv_forward")
 
-CONV = LayerKind("conv", _is_conv, _PRODUCER, _CONSUMER, _resize_conv, produces=True)
+CONV = LayerKind(
+    "conv", _is_conv, _PRODUCER, _CONSUMER, _resize_conv, bases=_CONVS, methods=_CONV_METHODS,
+    core=ops.CONV_CORE, produces=True,
+)  # fmt: skip
 DEPTHWISE = LayerKind(
-    "depthwise", _is_depthwise, _PRODUCER, _PRODUCER, _resize_depthwise, channelwise=True
-)
-#: Known but not prunable yet: cutting one needs equal kept channels per group.
+    "depthwise", _is_depthwise, _PRODUCER, _PRODUCER, _resize_depthwise, bases=_CONVS,
+    methods=_CONV_METHODS, core=ops.CONV_CORE, channelwise=True,
+)  # fmt: skip
+#: Cut in units: equal kept channels per conv group, at the same offsets (groups unchanged).
 GROUPED = LayerKind(
-    "grouped", _is_grouped, (), (), _resize_conv, produces=True, refusal=_grouped_refusal
-)
+    "grouped", _is_grouped, _PRODUCER, _CONSUMER, _resize_conv, bases=_CONVS,
+    methods=_CONV_METHODS, core=ops.CONV_CORE, produces=True, position=_grouped_position,
+    tie=_grouped_tie,
+)  # fmt: skip
 LINEAR = LayerKind(
-    "linear",
-    _is_linear,
-    _PRODUCER,
-    _CONSUMER,
-    _resize_linear,
-    produces=True,
-    weight_ops=frozenset({"T"}),
-    check=_linear_check,
-)
-NORM = LayerKind("norm", _is_batchnorm, _NORM, _NORM, _resize_batchnorm, channelwise=True)
+    "linear", _is_linear, _PRODUCER, _CONSUMER, _resize_linear, bases=(nn.Linear,),
+    core=ops.LINEAR_CORE, produces=True, weight_ops=frozenset({"T"}),
+)  # fmt: skip
+NORM = LayerKind(
+    "norm", _is_batchnorm, _NORM, _NORM, _resize_batchnorm, bases=_BATCHNORMS,
+    core=ops.BATCHNORM_CORE, channelwise=True,
+)  # fmt: skip
+#: LayerNorm over one axis: channels-last (after a permute) or channels-first (LayerNorm2d).
+#: Traced and sliceable, but its statistics tie all its channels into one unit, so the groups
+#: it normalises stay whole (only exact removals are made); the channels around it (a
+#: ConvNeXt block's MLP) are prunable.
+LAYERNORM = LayerKind(
+    "layernorm", _is_layernorm, _AFFINE, _AFFINE, _resize_layernorm, bases=(nn.LayerNorm,),
+    core=ops.LAYERNORM_CORE, channelwise=True, tie=_layernorm_tie, check=_layernorm_check,
+)  # fmt: skip
+#: Cut in whole groups only.
+GROUPNORM = LayerKind(
+    "groupnorm", _is_groupnorm, _AFFINE, _AFFINE, _resize_groupnorm, bases=(nn.GroupNorm,),
+    core=ops.GROUPNORM_CORE, channelwise=True, tie=_groupnorm_tie, check=_groupnorm_check,
+)  # fmt: skip
 
 #: Every layer kind, in lookup order.
-LAYER_KINDS: tuple[LayerKind, ...] = (CONV, DEPTHWISE, GROUPED, LINEAR, NORM)
+LAYER_KINDS: tuple[LayerKind, ...] = (
+    CONV, DEPTHWISE, GROUPED, LINEAR, NORM, LAYERNORM, GROUPNORM
+)  # fmt: skip
 
 
 def layer_kind(module: nn.Module) -> LayerKind | None:
     """The table record of ``module``'s kind, or None if the structure code does not know it."""
     return next((kind for kind in LAYER_KINDS if kind.matches(module)), None)
+
+
+def cut_axes(module: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Axes slimming may cut each tensor of ``module`` along.
+
+    A table layer: its slots. Any other module: its per-channel parameter vectors (exactly one
+    axis longer than 1, such as ConvNeXt's layer scale of shape (C, 1, 1)) along that axis;
+    discovery lists such a parameter only after checking that the forward uses it per channel.
+    """
+    kind = layer_kind(module)
+    if kind is not None:
+        return kind.cut_axes
+    out: dict[str, tuple[int, ...]] = {}
+    for local, p in module.named_parameters(recurse=False):
+        long = [d for d, n in enumerate(p.shape) if n > 1]
+        if len(long) == 1:
+            out[local] = (long[0],)
+    return out

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from chase.structure.layers import layer_kind
+from chase.structure.layers import cut_axes, layer_kind
 from chase.structure.spec import SlimSpec
 
 _log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def _module_plan(model: nn.Module, spec: SlimSpec) -> dict[str, dict[str, str]]:
 
 def _cut_module(module: nn.Module, module_name: str, names: dict[str, str], spec: SlimSpec) -> None:
     kind = layer_kind(module)
-    allowed = {} if kind is None else kind.cut_axes
+    allowed = cut_axes(module)  # a table layer's slots, or per-channel parameter vectors
     for local, fqn in names.items():
         if any(a not in allowed.get(local, ()) for a in spec.keep[fqn]):
             what = type(module).__name__ if kind is None else f"{kind.name} layer"

@@ -126,7 +126,7 @@ def _keep_vector(group: ChannelGroup, vec: torch.Tensor | None) -> torch.Tensor 
     if not isinstance(vec, torch.Tensor) or vec.dtype != torch.bool or vec.shape != (group.size,):
         raise ValueError(f"keep[{group.name!r}] must be a bool tensor of shape ({group.size},)")
     vec = vec.detach().cpu()
-    if not bool(vec.any()):
+    if group.size and not bool(vec.any()):
         raise ValueError(f"keep[{group.name!r}] removes every channel; keep at least one")
     if not group.prunable and not bool(vec.all()):
         raise ValueError(

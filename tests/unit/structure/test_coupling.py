@@ -43,10 +43,7 @@ def test_groups_cover_every_layer_once(name: str) -> None:
     model, groups = _groups(name)
     assert len({g.name for g in groups}) == len(groups)
     for mod_name, mod in model.named_modules():
-        if isinstance(mod, nn.Conv2d) and 1 < mod.groups < mod.out_channels:
-            owner = next(g for g in groups if g.name == f"{mod_name}:out")  # no members
-            assert not owner.prunable and mod_name in owner.modules
-        elif isinstance(mod, nn.Conv2d | nn.Linear):
+        if isinstance(mod, nn.Conv2d | nn.Linear):
             owner = _by_member(groups, f"{mod_name}.weight", 0)
             assert mod_name in owner.modules
     for g in groups:
@@ -136,14 +133,21 @@ def test_concat_offsets() -> None:
 
 
 @pytest.mark.parametrize("op", list(nets.PERMUTES))
-def test_permuting_op_and_grouped_conv_are_unprunable(op: str) -> None:
+def test_permuting_op_is_unprunable_and_grouped_conv_prunes_in_units(op: str) -> None:
     _, groups = _groups(f"permute_{op}")
     by_name = {g.name: g for g in groups}
     assert not by_name["conv1:out"].prunable  # feeds the permuting op
     assert "op " in by_name["conv1:out"].reason and "'bn1'" in by_name["conv1:out"].reason
-    for name in ("conv2:out", "conv3:out"):  # input / output axis of the grouped conv
-        assert not by_name[name].prunable
-        assert "grouped conv 'conv3'" in by_name[name].reason
+    if op == "shuffle":
+        assert "channel shuffle" in by_name["conv1:out"].reason
+    # conv3 = Conv2d(8, 16, groups=2): a unit is one channel per conv group, same offset
+    into, out = by_name["conv2:out"], by_name["conv3:out"]
+    assert into.prunable and (into.size, into.unit) == (4, 2)
+    assert _member(into, "conv2.weight", 0).tolist() == [[0, 4], [1, 5], [2, 6], [3, 7]]
+    assert _member(into, "conv3.weight", 1).tolist() == [[0], [1], [2], [3]]
+    assert out.prunable and (out.size, out.unit) == (8, 2)
+    assert _member(out, "conv3.weight", 0)[0].tolist() == [0, 8]
+    assert _member(out, "conv4.weight", 1)[0].tolist() == [0, 8]
     assert by_name["conv4:out"].prunable
 
 
@@ -203,7 +207,7 @@ class _Tiny(nn.Module):
 @pytest.mark.parametrize(
     ("variant", "words"),
     [
-        ("groupnorm", "GroupNorm 'gn'"),
+        ("groupnorm", "tie every channel together"),
         ("prelu", "PReLU 'prelu'"),
         ("input_add", "cannot see"),
         ("input_cat", "cannot see"),
@@ -249,7 +253,7 @@ def test_linear_on_a_feature_map_is_refused() -> None:
 def test_describe_groups_names_every_group() -> None:
     _, groups = _groups("permute_roll")
     text = describe_groups(groups)
-    assert text.splitlines()[0].startswith("5 channel groups: 1 prunable")
+    assert text.splitlines()[0].startswith("5 channel groups: 3 prunable")
     for g in groups:
         assert g.name in text
     assert "RollBackward0" in text

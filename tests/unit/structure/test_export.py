@@ -63,3 +63,16 @@ def test_torchscript_runs_and_matches(name: str, tmp_path: Path) -> None:
     with torch.no_grad():
         y = torch.randn(3, *x.shape[1:])
         assert torch.allclose(scripted(y), slim.eval()(y), atol=1e-5)
+
+
+def test_check_onnx_tolerance_is_relative_for_large_outputs(tmp_path: Path) -> None:
+    slim, x = _slim("concat")
+    with torch.no_grad():  # outputs in the thousands, as mnasnet0_5's (~2.6e3)
+        slim.fc.weight.mul_(1e4)
+        slim.fc.bias.add_(2e3)
+    path = export_onnx(slim, x, tmp_path / "m.onnx")
+    assert check_onnx(path, slim, x, atol=1e-4, rtol=1e-5) >= 0
+    with torch.no_grad():
+        slim.fc.bias.add_(0.5)  # 2.5e-4 relative: beyond rtol
+    with pytest.raises(ExportMismatchError, match="rtol"):
+        check_onnx(path, slim, x, atol=1e-4, rtol=1e-5)

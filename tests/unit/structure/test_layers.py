@@ -10,6 +10,7 @@ from torch import nn
 
 from chase.sparsity.groups import ROLES
 from chase.structure import LAYER_KINDS, LayerKind, layer_kind
+from chase.structure.layers import cut_axes
 
 #: kind name → (an example module, an input with the given channel count).
 EXAMPLES: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]]] = {
@@ -18,6 +19,8 @@ EXAMPLES: dict[str, tuple[Callable[[], nn.Module], Callable[[int], torch.Tensor]
     "grouped": (lambda: nn.Conv2d(6, 8, 1, groups=2), lambda c: torch.randn(2, c, 3, 3)),
     "linear": (lambda: nn.Linear(6, 8), lambda c: torch.randn(2, c)),
     "norm": (lambda: nn.BatchNorm2d(6), lambda c: torch.randn(2, c, 3, 3)),
+    "layernorm": (lambda: nn.LayerNorm(6), lambda c: torch.randn(2, 3, c)),
+    "groupnorm": (lambda: nn.GroupNorm(3, 6), lambda c: torch.randn(2, c, 3, 3)),
 }
 KINDS = {k.name: k for k in LAYER_KINDS}
 
@@ -29,11 +32,11 @@ def test_every_kind_has_an_example_and_is_recognised() -> None:
         assert kind is KINDS[name], name
     assert layer_kind(nn.Conv2d(4, 4, 3)) is KINDS["conv"]  # groups=1: a plain conv
     assert layer_kind(nn.SyncBatchNorm(4)) is KINDS["norm"]
-    for unknown in (nn.ReLU(), nn.GroupNorm(2, 4), nn.Conv3d(2, 2, 1), nn.LayerNorm(4)):
+    for unknown in (nn.ReLU(), nn.Conv3d(2, 2, 1), nn.PReLU(4)):
         assert layer_kind(unknown) is None
 
 
-def test_subclasses_count_only_with_the_base_forward() -> None:
+def test_subclasses_are_recognised_and_overridden_forwards_are_not_trusted() -> None:
     class Same(nn.Conv2d):
         pass
 
@@ -52,9 +55,12 @@ def test_subclasses_count_only_with_the_base_forward() -> None:
             return super().forward(x).roll(1, 1)
 
     assert layer_kind(Same(3, 4, 1)) is KINDS["conv"]
-    assert layer_kind(Forward(3, 4)) is None
-    assert layer_kind(ConvForward(3, 4, 1)) is None
-    assert layer_kind(NormForward(4)) is None
+    assert KINDS["conv"].trusted(Same(3, 4, 1))
+    # recognised by type, but discovery checks in the trace what the forward computes
+    for module, kind in ((Forward(3, 4), "linear"), (ConvForward(3, 4, 1), "conv"),
+                         (NormForward(4), "norm")):  # fmt: skip
+        assert layer_kind(module) is KINDS[kind]
+        assert not KINDS[kind].trusted(module)
 
 
 def test_slots_and_cut_axes() -> None:
@@ -64,7 +70,9 @@ def test_slots_and_cut_axes() -> None:
     assert KINDS["norm"].cut_axes == dict.fromkeys(
         ("weight", "bias", "running_mean", "running_var"), (0,)
     )
-    assert KINDS["grouped"].cut_axes == {}  # known, never cut
+    assert KINDS["grouped"].cut_axes == {"weight": (0, 1), "bias": (0,)}
+    assert KINDS["layernorm"].cut_axes == {"weight": (0,), "bias": (0,)}
+    assert KINDS["groupnorm"].cut_axes == {"weight": (0,), "bias": (0,)}
     for kind in LAYER_KINDS:
         assert all(s.role in ROLES for s in (*kind.out_slot, *kind.in_slot)), kind.name
         if kind.channelwise:
@@ -79,14 +87,27 @@ def test_members_skip_missing_tensors() -> None:
     assert [(m.tensor, m.axis, m.role) for m in members] == [("weight", 1, "consumer")]
 
 
-def test_grouped_conv_is_known_but_refused() -> None:
-    kind = KINDS["grouped"]
-    refusal = kind.refusal
-    assert refusal is not None and kind.produces
-    assert (
-        refusal(nn.Conv2d(6, 8, 1, groups=2), "c") == "grouped conv 'c' (groups=2) is not depthwise"
-    )
-    assert kind.members(nn.Conv2d(6, 8, 1, groups=2), "c", True, torch.zeros(8, 1).long()) == []
+def test_grouped_conv_positions_and_ties() -> None:
+    kind, conv = KINDS["grouped"], nn.Conv2d(6, 8, 1, groups=2)  # 3 inputs, 4 outputs a group
+    rows = torch.arange(6).reshape(6, 1)
+    (member,) = kind.members(conv, "c", False, rows)
+    assert member.index.reshape(-1).tolist() == [0, 1, 2, 0, 1, 2]  # column inside its group
+    assert kind.tie is not None
+    assert kind.tie(conv, False, torch.arange(6)).tolist() == [0, 1, 2, 0, 1, 2]
+    assert kind.tie(conv, True, torch.arange(8)).tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    gn, tie = nn.GroupNorm(3, 6), KINDS["groupnorm"].tie
+    assert tie is not None and tie(gn, True, torch.arange(6)).tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_cut_axes_of_modules_outside_the_table() -> None:
+    class Scale(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gamma = nn.Parameter(torch.ones(5, 1, 1))
+            self.matrix = nn.Parameter(torch.ones(5, 5))
+
+    assert cut_axes(Scale()) == {"gamma": (0,)}  # only per-channel vectors
+    assert cut_axes(nn.Linear(2, 3)) == KINDS["linear"].cut_axes
 
 
 def _cut_side(module: nn.Module, kind: LayerKind, is_out: bool) -> int:
@@ -110,8 +131,15 @@ def _cut_side(module: nn.Module, kind: LayerKind, is_out: bool) -> int:
 def test_resize_makes_a_cut_module_work(name: str) -> None:
     build, make_input = EXAMPLES[name]
     module, kind = build().eval(), KINDS[name]
-    out_width = _cut_side(module, kind, True)
-    in_width = out_width if kind.channelwise else _cut_side(module, kind, False)
+    groups = getattr(module, "groups", 1) if name == "grouped" else 1
+    if name == "groupnorm":  # whole groups: keep 2 of 3 groups of 2 channels
+        keep = torch.tensor([0, 1, 4, 5])
+        for t in (module.weight, module.bias):
+            t.data = t.data[keep]
+        out_width = in_width = 4
+    else:
+        out_width = _cut_side(module, kind, True)
+        in_width = out_width if kind.channelwise else groups * _cut_side(module, kind, False)
     kind.resize(module)
     assert layer_kind(module) is kind
     with torch.no_grad():

@@ -1,0 +1,157 @@
+"""Issue 12's layer families on small hand-written blocks: norm + activation subclasses,
+ConvNeXt blocks (channels-last LayerNorm and Linear, layer scale), GroupNorm in whole groups,
+squeeze-excitation gates, chunk/cat, the discovery time limit; each slims exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import chase
+from chase import ChannelConfig, SparsityConfig
+from chase.sparsity.channels import choose_removals
+from chase.structure import discover_groups
+
+
+class BatchNormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d in miniature: the norm, then an activation, in one forward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(super().forward(x))
+
+
+class BadNormAct(nn.BatchNorm2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x.flip(1), self.running_mean, self.running_var, self.weight,
+                            self.bias, False)  # fmt: skip
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(torch.rand(dim, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.dw(x).permute(0, 2, 3, 1))
+        h = self.fc2(F.gelu(self.fc1(h))).permute(0, 3, 1, 2)
+        return x + self.gamma * h
+
+
+class Net(nn.Module):
+    """stem → BN+act subclass → SE gate → (chunk →) two convs → cat → grouped conv + GroupNorm
+    → ConvNeXt block → head."""
+
+    def __init__(self, norm: type[nn.BatchNorm2d] = BatchNormAct, chunk: bool = False) -> None:
+        super().__init__()
+        self.chunk = chunk
+        self.stem, self.bn = nn.Conv2d(3, 16, 3, padding=1), norm(16)
+        self.se1, self.se2 = nn.Conv2d(16, 4, 1), nn.Conv2d(4, 16, 1)
+        width = 8 if chunk else 16
+        self.a, self.b = nn.Conv2d(width, 8, 3, padding=1), nn.Conv2d(width, 8, 3, padding=1)
+        self.mix = nn.Conv2d(16, 16, 1)  # a grouped conv's conv groups must read one group
+        self.grouped, self.gn = nn.Conv2d(16, 24, 3, padding=1, groups=4), nn.GroupNorm(8, 24)
+        self.proj = nn.Conv2d(24, 12, 1)
+        self.block = ConvNeXtBlock(12)
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn(self.stem(x))
+        h = h * torch.sigmoid(self.se2(F.relu(self.se1(h.mean((2, 3), keepdim=True)))))
+        left, right = h.chunk(2, dim=1) if self.chunk else (h, F.relu(h))
+        h = torch.cat([F.relu(self.a(left)), F.relu(self.b(right))], 1)
+        h = self.proj(F.relu(self.gn(self.grouped(self.mix(h)))))
+        return self.head(self.block(h).mean((2, 3)))
+
+
+def _by_name(groups):
+    return {g.name: g for g in groups}
+
+
+def test_families_are_prunable_and_named() -> None:
+    groups = _by_name(discover_groups(Net(), torch.randn(2, 3, 8, 8)))
+    assert groups["stem:out"].prunable and not groups["stem:out"].residual  # SE gate: no skip
+    assert groups["se1:out"].prunable  # the SE bottleneck's own channels
+    assert groups["a:out"].prunable and groups["b:out"].prunable  # → cat
+    # grouped conv (4 groups of 6 outputs) + GroupNorm (8 groups of 3): units join both ties
+    g = groups["grouped:out"]
+    assert g.prunable and g.size * g.unit == 24 and g.unit > 1
+    assert groups["block.fc1:out"].prunable  # Linear on a channels-last map
+    stream = groups["proj:out"]  # normalised by the block's LayerNorm: kept whole
+    assert not stream.prunable and "LayerNorm 'block.norm'" in stream.reason
+
+
+def test_a_split_after_the_producer_is_refused_with_its_reason() -> None:
+    groups = _by_name(discover_groups(Net(chunk=True), torch.randn(2, 3, 8, 8)))
+    assert not groups["stem:out"].prunable
+    assert "reads only some of the group's channels" in groups["stem:out"].reason
+    assert groups["a:out"].prunable  # the convs after the split and the cat still prune
+
+
+def test_overridden_forward_that_moves_channels_is_refused() -> None:
+    groups = _by_name(discover_groups(Net(BadNormAct), torch.randn(2, 3, 8, 8)))
+    reason = groups["stem:out"].reason
+    assert not groups["stem:out"].prunable and "FlipBackward0" in reason, reason
+
+
+@pytest.mark.parametrize("prune_skip", [False, True])
+def test_chase_on_the_families_slims_exactly(prune_skip: bool) -> None:
+    torch.manual_seed(0)
+    model, x = Net().eval(), torch.randn(2, 3, 8, 8)
+    engine = chase.prune_channels_once(model, x, 0.5, prune_skip=prune_skip)
+    assert engine.channels is not None and engine.channels.live < engine.channels.total
+    slim = chase.slim(model, engine).eval()
+    with torch.no_grad():
+        ref, got = model(x), slim(x)
+    assert float((ref - got).abs().max() / ref.abs().max()) <= 1e-5
+    assert sum(p.numel() for p in slim.parameters()) < sum(p.numel() for p in model.parameters())
+
+
+def test_layer_scale_is_cut_with_its_channels() -> None:
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.gamma = nn.Conv2d(3, 8, 3, padding=1), nn.Parameter(torch.rand(8, 1, 1))
+            self.out = nn.Conv2d(8, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.gamma * self.conv(x)).mean((2, 3))
+
+    model, x = Scaled().eval(), torch.randn(2, 3, 6, 6)
+    (g,) = [g for g in discover_groups(model, x) if g.name == "conv:out"]
+    assert g.prunable and ("gamma", 0, "param") in {(m.tensor, m.axis, m.role) for m in g.members}
+    engine = chase.prune_channels_once(model, x, 0.5)
+    slim = chase.slim(model, engine)
+    assert slim.gamma.shape[0] == slim.conv.out_channels < 8
+    with torch.no_grad():
+        assert torch.allclose(model(x), slim(x), atol=1e-6)
+
+
+def test_discovery_time_limit_gives_a_clear_result() -> None:
+    model = Net()
+    groups = discover_groups(model, torch.randn(2, 3, 8, 8), time_limit_s=1e-4)
+    assert len(groups) == 1 and not groups[0].prunable
+    assert groups[0].reason.startswith("nothing prunable: discovery stopped after")
+    cfg = SparsityConfig(channels=ChannelConfig(sparsity=0.5), total_steps=10)
+    engine = chase.sparsify(model, None, cfg, groups=groups, attach=False)
+    assert engine.channels is not None and engine.channels.total == 0
+
+
+def test_choose_removals_counts_units_as_physical_channels() -> None:
+    scores = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.05, 0.06])
+    gid = torch.tensor([0, 0, 0, 0, 1, 1])
+    alive, floors = torch.ones(6, dtype=torch.bool), torch.tensor([1, 1])
+    plain = choose_removals(scores, alive, gid, floors, 3)
+    assert plain.tolist() == [True, True, False, False, True, False]
+    same = choose_removals(scores, alive, gid, floors, 3, unit=torch.tensor([1, 1]))
+    assert torch.equal(plain, same)
+    # group 1's channels are units of 4 physical channels: one of them uses up n = 4
+    units = choose_removals(scores, alive, gid, floors, 4, unit=torch.tensor([1, 4]))
+    assert units.tolist() == [False, False, False, False, True, False]
+    # round_to 8 with units of 4: group 1 must change by 2 units at a time (floor 1: cannot)
+    rounded = choose_removals(scores, alive, gid, floors, 8, round_to=8, unit=torch.tensor([8, 4]))
+    assert not rounded[4:].any()
