@@ -55,23 +55,32 @@ def _module_plan(model: nn.Module, spec: SlimSpec) -> dict[str, dict[str, str]]:
 def _cut_module(module: nn.Module, module_name: str, names: dict[str, str], spec: SlimSpec) -> None:
     kind = layer_kind(module)
     allowed = cut_axes(module)  # a table layer's slots, or per-channel parameter vectors
+    cuts = {fqn: _real_cuts(spec, fqn) for fqn in names.values()}
+    if not any(cuts.values()):
+        return  # every listed axis is kept whole (a model shrunk earlier, a pruned-out group)
     for local, fqn in names.items():
-        if any(a not in allowed.get(local, ()) for a in spec.keep[fqn]):
+        if any(a not in allowed.get(local, ()) for a in cuts[fqn]):
             what = type(module).__name__ if kind is None else f"{kind.name} layer"
-            raise ValueError(f"cannot cut '{fqn}' along {sorted(spec.keep[fqn])}: {what}")
+            raise ValueError(f"cannot cut '{fqn}' along {sorted(cuts[fqn])}: {what}")
     originals = {local: getattr(module, local).shape for local in names}
     for local, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
         if local in names:
-            axes = spec.keep[names[local]]
+            axes = cuts[names[local]]
         else:  # e.g. a weight_mask buffer shaped like the weight: cut it the same way
             twin = next((n for n, s in originals.items() if s == t.shape), None)
             if twin is None:
                 continue
-            axes = spec.keep[names[twin]]
+            axes = cuts[names[twin]]
             _log.debug("cutting %s.%s like its twin %s", module_name, local, twin)
         _replace(module, local, t, _cut(t.detach(), axes))
     if kind is not None:  # None only when nothing was cut
         kind.resize(module)
+
+
+def _real_cuts(spec: SlimSpec, fqn: str) -> dict[int, torch.Tensor]:
+    """The axes of ``fqn`` that lose positions (kept positions are sorted and unique, so an
+    axis that keeps as many as it has keeps them all)."""
+    return {a: i for a, i in spec.keep[fqn].items() if i.numel() < spec.sizes[fqn][a]}
 
 
 def _replace(module: nn.Module, local: str, old: torch.Tensor, new: torch.Tensor) -> None:
