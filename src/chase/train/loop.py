@@ -205,7 +205,7 @@ class Trainer:
             self.saved_step = 0
             return 0
         state = load_checkpoint(path, map_location=self.device)
-        if state["config"] != self.cfg.to_dict():
+        if RunConfig.from_dict(state["config"]).to_dict() != self.cfg.to_dict():
             raise CheckpointError(f"{path} was written with another configuration")
         restore(
             state, path, model=self.model, engine=self.engine, optimizer=self.optimizer,

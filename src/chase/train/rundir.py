@@ -201,12 +201,18 @@ class RunDir:
         return model
 
 
+#: Settings added after run folders were first written: an older config.yaml lacks them and
+#: takes their defaults (each later addition goes here, or old runs would read as damaged).
+ADDED_LATER = frozenset({"amenable_every"})
+
+
 def _missing_keys(data: dict[str, Any]) -> list[str]:
     """Keys of the full configuration tree absent from ``data`` (a free-form section such as
-    ``sparsity`` or ``model_kwargs`` is only required to be there)."""
+    ``sparsity`` or ``model_kwargs`` is only required to be there; ``ADDED_LATER`` keys may be
+    absent)."""
     missing = []
     for key, default in RunConfig().to_dict().items():
-        if key not in data:
+        if key not in data and key not in ADDED_LATER:
             missing.append(key)
         elif isinstance(default, dict) and default and isinstance(data[key], dict):
             missing += [f"{key}.{k}" for k in default if k not in data[key]]
