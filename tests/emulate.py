@@ -38,7 +38,7 @@ def random_keep(
     gen = torch.Generator().manual_seed(seed)
     keep = {}
     for g in groups:
-        if not g.prunable:
+        if not g.prunable or g.shrink_only:  # exact only for a model that shrinks (LayerNorm)
             continue
         vec = torch.rand(g.size, generator=gen) >= frac
         vec[torch.randint(g.size, (1,), generator=gen)] = True

@@ -143,15 +143,24 @@ def torch_pruning_params(model: torch.nn.Module, x: torch.Tensor, classes: int =
     return sum(p.numel() for p in model.parameters())
 
 
-def chase_at(model: torch.nn.Module, x: torch.Tensor, groups: Any, prune_skip: bool) -> Any:
+def chase_at(
+    model: torch.nn.Module, x: torch.Tensor, groups: Any, prune_skip: bool, shrink: bool = False
+) -> Any:
     """Chase's channel selection at S_c 0.5 applied once (``chase.prune_channels_once``'s
     config), ranked by the seeded ``random`` score: on randomly initialised weights UMM ranks
-    layers by their initialisation scale, while coverage asks which channels can go at all."""
+    layers by their initialisation scale, while coverage asks which channels can go at all.
+    ``shrink``: the model shrinks in place at the event, as it does while training."""
     import chase
     from chase.sparsity.config import ChannelConfig, SparsityConfig
 
     channels = ChannelConfig(
-        sparsity=0.5, every=1, end=1, offset=0, prune_skip=prune_skip, score="random"
+        sparsity=0.5,
+        every=1,
+        end=1,
+        offset=0,
+        prune_skip=prune_skip,
+        score="random",
+        shrink=shrink,
     )
     config = SparsityConfig(density=1.0, updater="static", total_steps=1, channels=channels)
     engine = chase.sparsify(model, None, config, groups=groups, attach=False)

@@ -138,6 +138,11 @@ class ChannelPruner:
                 skipped[g.name] = "no producer weight among the model's parameters"
             elif g.size <= 1:
                 skipped[g.name] = "a single channel"
+            elif g.shrink_only and not ch.shrink:
+                skipped[g.name] = (
+                    f"{g.shrink_only[0]} normalises over these channels: removing one is exact "
+                    "only when it leaves the model (sparsity.channels.shrink: true)"
+                )
             else:
                 keep.append(g)
         if LAST in ch.exclude and keep:

@@ -49,6 +49,8 @@ class Member:
 class ChannelGroup:
     """Channel slots that must be removed together (DESIGN §2).
 
+    ``shrink_only`` names layers (LayerNorm) under which removing a channel is exact only if
+    the channel leaves the tensor, i.e. when the model shrinks while training.
     ``residual``: the group is tied to a residual stream (more than one non-depthwise producer
     adds into it). ``prunable`` is False, with a ``reason``, when discovery found something it
     cannot handle safely; such groups are reported and never touched. ``unit``: physical
@@ -66,6 +68,7 @@ class ChannelGroup:
     reason: str = ""
     modules: tuple[str, ...] = field(default=())
     unit: int = 1
+    shrink_only: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.unit < 1:

@@ -301,6 +301,7 @@ def _convert(tp_group: Any, t: _Trace) -> ChannelGroup:
     producers: list[str] = []
     ties: list[torch.Tensor] = []
     tiers: list[str] = []
+    shrink_only: list[str] = []
     joins = False
     for item in tp_group:
         node, mod = item.dep.target, item.dep.target.module
@@ -329,6 +330,8 @@ def _convert(tp_group: Any, t: _Trace) -> ChannelGroup:
                 else f"channel indices of '{name}' could not be mapped"
             )
         problems.append(problem or "")
+        if kind is not None and kind.shrink_only:
+            shrink_only.append(f"{type(mod).__name__} '{name}'")
         if kind is not None and rows is not None:
             members += kind.members(mod, name, is_out, rows)  # listed even if unprunable
             if kind.tie is not None and rows.shape[1] == 1:
@@ -362,6 +365,7 @@ def _convert(tp_group: Any, t: _Trace) -> ChannelGroup:
         reason=reason,
         modules=mods,
         unit=unit,
+        shrink_only=tuple(sorted(set(shrink_only))),
     )
 
 
@@ -417,6 +421,8 @@ def describe_groups(groups: Sequence[ChannelGroup]) -> str:
     for g in groups:
         kind = "residual" if g.residual else "plain"
         status = "prunable" if g.prunable else f"NOT PRUNABLE: {g.reason}"
+        if g.prunable and g.shrink_only:
+            status = f"prunable when shrinking while training ({g.shrink_only[0]})"
         size = f"{g.size:>5} ch" if g.unit == 1 else f"{g.size:>3}×{g.unit:<3}ch"
         lines.append(
             f"  {g.name:<{width}}  {size}  {kind:<8}  {len(g.modules):>3} layers  {status}"

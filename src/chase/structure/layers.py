@@ -51,6 +51,9 @@ class LayerKind:
     grouped conv keeps equal channels at the same offsets in every conv group; a GroupNorm
     keeps whole groups). ``refusal``: why a recognised layer is never prunable. ``check(module,
     name, output shape)``: a reason when the layer is used in a way the slots do not describe.
+    ``shrink_only``: removing a channel changes how the layer treats the others unless the
+    channel leaves the tensor (LayerNorm's statistics over all channels), so its groups are
+    exact only when the model shrinks while training (``ChannelConfig.shrink``).
     ``resize`` sets the module's shape attributes from its (already cut) tensors.
     """
 
@@ -69,6 +72,7 @@ class LayerKind:
     tie: Callable[[nn.Module, bool, torch.Tensor], torch.Tensor] | None = None
     refusal: Callable[[nn.Module, str], str] | None = None
     check: Callable[[nn.Module, str, tuple[int, ...] | None], str | None] | None = None
+    shrink_only: bool = False
 
     def members(
         self, module: nn.Module, name: str, is_out: bool, rows: torch.Tensor
@@ -199,12 +203,6 @@ def _groupnorm_tie(module: nn.Module, is_out: bool, positions: torch.Tensor) -> 
     return positions // (module.num_channels // module.num_groups)  # whole groups
 
 
-def _layernorm_tie(module: nn.Module, is_out: bool, positions: torch.Tensor) -> torch.Tensor:
-    # statistics over all channels: removing one changes every other channel's output, so a
-    # masked model and its slim copy would differ; all channels form one unit (never cut)
-    return torch.zeros_like(positions)
-
-
 def _layernorm_check(module: nn.Module, name: str, shape: tuple[int, ...] | None) -> str | None:
     assert isinstance(module, nn.LayerNorm)
     if len(module.normalized_shape) != 1 or not module.elementwise_affine:
@@ -251,12 +249,12 @@ NORM = LayerKind(
     core=ops.BATCHNORM_CORE, channelwise=True,
 )  # fmt: skip
 #: LayerNorm over one axis: channels-last (after a permute) or channels-first (LayerNorm2d).
-#: Traced and sliceable, but its statistics tie all its channels into one unit, so the groups
-#: it normalises stay whole (only exact removals are made); the channels around it (a
-#: ConvNeXt block's MLP) are prunable.
+#: Its statistics run over all channels, so a zeroed channel still counts in the masked model
+#: and slimming it away changes the others: its groups are exact only when the model shrinks
+#: while training, where a removed channel leaves the tensor at once (``shrink_only``).
 LAYERNORM = LayerKind(
     "layernorm", _is_layernorm, _AFFINE, _AFFINE, _resize_layernorm, bases=(nn.LayerNorm,),
-    core=ops.LAYERNORM_CORE, channelwise=True, tie=_layernorm_tie, check=_layernorm_check,
+    core=ops.LAYERNORM_CORE, channelwise=True, check=_layernorm_check, shrink_only=True,
 )  # fmt: skip
 #: Cut in whole groups only.
 GROUPNORM = LayerKind(

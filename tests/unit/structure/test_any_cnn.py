@@ -12,7 +12,7 @@ from torch import nn
 import chase
 from chase import ChannelConfig, SparsityConfig
 from chase.sparsity.channels import choose_removals
-from chase.structure import discover_groups
+from chase.structure import describe_groups, discover_groups
 
 
 class BatchNormAct(nn.BatchNorm2d):
@@ -81,8 +81,9 @@ def test_families_are_prunable_and_named() -> None:
     g = groups["grouped:out"]
     assert g.prunable and g.size * g.unit == 24 and g.unit > 1
     assert groups["block.fc1:out"].prunable  # Linear on a channels-last map
-    stream = groups["proj:out"]  # normalised by the block's LayerNorm: kept whole
-    assert not stream.prunable and "LayerNorm 'block.norm'" in stream.reason
+    stream = groups["proj:out"]  # normalised by the block's LayerNorm: exact when shrinking
+    assert stream.prunable and stream.shrink_only == ("LayerNorm 'block.norm'",)
+    assert "when shrinking" in describe_groups(list(groups.values()))
 
 
 def test_a_split_after_the_producer_is_refused_with_its_reason() -> None:
@@ -155,3 +156,36 @@ def test_choose_removals_counts_units_as_physical_channels() -> None:
     # round_to 8 with units of 4: group 1 must change by 2 units at a time (floor 1: cannot)
     rounded = choose_removals(scores, alive, gid, floors, 8, round_to=8, unit=torch.tensor([8, 4]))
     assert not rounded[4:].any()
+
+
+def test_a_layernorm_stream_is_pruned_only_when_the_model_shrinks() -> None:
+    """Removing a channel from a LayerNorm-normalised stream changes the statistics of the
+    others unless it leaves the tensor: a masked run keeps it, a shrinking run prunes it and
+    trains on (the shrunk model is its own slim model)."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 8, 8)
+
+    def run(shrink: bool):
+        model = Net()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        channels = chase.ChannelConfig(
+            sparsity=0.5, every=2, end=2, offset=1, shrink=shrink, prune_skip=True
+        )
+        config = chase.SparsityConfig(density=0.5, updater="rigl", update_every=2,
+                                      total_steps=6, channels=channels)  # fmt: skip
+        engine = chase.sparsify(model, optimizer, config, example_inputs=x)
+        for _ in range(4):
+            optimizer.zero_grad()
+            model(x).square().mean().backward()
+            optimizer.step()
+        engine.check()
+        return model, engine
+
+    _, masked = run(False)
+    assert masked.channels is not None and "LayerNorm" in masked.channels.skipped["proj:out"]
+    model, engine = run(True)
+    assert engine.channels is not None and "proj:out" not in engine.channels.skipped
+    assert model.block.norm.normalized_shape[0] < 12  # the stream really shrank
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), chase.slim(model, engine)(x))
