@@ -121,7 +121,7 @@ def updater_zero_drop_keeps_moved_counts(updater: str) -> None:
     above the budget at the end cannot keep its masks and is not held to this.)"""
     model, optimizer, engine = make(updater, "global", mest_end=STEPS // 2)
     if ceiling(engine, STEPS - EVERY) != engine.budget:
-        return
+        pytest.skip(f"{updater}: its ceiling at the end is above the budget")
     start = engine.masks.counts()
     seen = {}
 

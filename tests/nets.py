@@ -195,6 +195,62 @@ class SqueezeExcite(nn.Module):
         return self.head(torch.flatten(F.adaptive_max_pool2d(h, 1), 1))
 
 
+# --- issue 12's layer families in one small model
+
+
+class BatchNormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d in miniature: the norm, then an activation, in one forward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(super().forward(x))
+
+
+class BadNormAct(nn.BatchNorm2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.batch_norm(x.flip(1), self.running_mean, self.running_var, self.weight,
+                            self.bias, False)  # fmt: skip
+
+
+class ConvNeXtBlock(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+        self.gamma = nn.Parameter(torch.rand(dim, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(self.dw(x).permute(0, 2, 3, 1))
+        h = self.fc2(F.gelu(self.fc1(h))).permute(0, 3, 1, 2)
+        return x + self.gamma * h
+
+
+class FamiliesNet(nn.Module):
+    """stem → BN+act subclass → SE gate → (chunk →) two convs → cat → grouped conv + GroupNorm
+    → ConvNeXt block → head."""
+
+    def __init__(self, norm: type[nn.BatchNorm2d] = BatchNormAct, chunk: bool = False) -> None:
+        super().__init__()
+        self.chunk = chunk
+        self.stem, self.bn = nn.Conv2d(3, 16, 3, padding=1), norm(16)
+        self.se1, self.se2 = nn.Conv2d(16, 4, 1), nn.Conv2d(4, 16, 1)
+        width = 8 if chunk else 16
+        self.a, self.b = nn.Conv2d(width, 8, 3, padding=1), nn.Conv2d(width, 8, 3, padding=1)
+        self.mix = nn.Conv2d(16, 16, 1)  # a grouped conv's conv groups must read one group
+        self.grouped, self.gn = nn.Conv2d(16, 24, 3, padding=1, groups=4), nn.GroupNorm(8, 24)
+        self.proj = nn.Conv2d(24, 12, 1)
+        self.block = ConvNeXtBlock(12)
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn(self.stem(x))
+        h = h * torch.sigmoid(self.se2(F.relu(self.se1(h.mean((2, 3), keepdim=True)))))
+        left, right = h.chunk(2, dim=1) if self.chunk else (h, F.relu(h))
+        h = torch.cat([F.relu(self.a(left)), F.relu(self.b(right))], 1)
+        h = self.proj(F.relu(self.gn(self.grouped(self.mix(h)))))
+        return self.head(self.block(h).mean((2, 3)))
+
+
 # --- the cases ------------------------------------------------------------------------------
 
 

@@ -163,7 +163,8 @@ def chase_at(
         shrink=shrink,
     )
     config = SparsityConfig(density=1.0, updater="static", total_steps=1, channels=channels)
-    engine = chase.sparsify(model, None, config, groups=groups, attach=False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0) if shrink else None  # state to cut
+    engine = chase.sparsify(model, optimizer, config, groups=groups, attach=False)
     engine.after_step()
     return engine
 

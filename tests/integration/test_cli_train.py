@@ -133,3 +133,7 @@ def test_eval_command_scores_the_slim_model(cli, tmp_path):
     result = json.loads(stdout)
     report = json.loads((out / "report.json").read_text())
     assert result["test_accuracy"] == pytest.approx(report["test_accuracy"])
+    # slim.pt is the very model report.json scored (recalibrated BatchNorm included): the
+    # loss, a continuous number, agrees too, and differs from the unrecalibrated slim copy's
+    assert result["test_loss"] == pytest.approx(report["test_loss"], rel=1e-5)
+    assert result["test_loss"] != pytest.approx(report["test_loss_masked"], rel=1e-5)

@@ -78,6 +78,12 @@ def summary_table(result: dict[str, Any], title: str) -> Table:
     )
     if "train_ratio" in f:
         table.add_row("training FLOPs (whole run)", "", f"{f['train_ratio']:.3f}")
+    if "train_gpu_supported_ratio" in f:
+        table.add_row(
+            "training FLOPs on dense hardware (the shapes trained)",
+            "",
+            f"{f['train_gpu_supported_ratio']:.3f}",
+        )
     dense, nonzero = result["params_dense"], result["params_nonzero"]
     table.add_row("parameters", f"{dense:,}", "1.000")
     table.add_row("non-zero parameters (masked model)", f"{nonzero:,}", f"{nonzero / dense:.3f}")

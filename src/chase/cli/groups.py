@@ -32,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         rows = [
             {"name": g.name, "size": g.size, "unit": g.unit, "residual": g.residual,
-             "prunable": g.prunable, "reason": g.reason, "modules": list(g.modules)}
+             "prunable": g.prunable, "shrink_only": list(g.shrink_only), "reason": g.reason,
+             "modules": list(g.modules)}
             for g in groups
         ]  # fmt: skip
         print(json.dumps(rows))

@@ -9,6 +9,7 @@ channels picture). With several runs also: curves overlaid and accuracy against 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,12 @@ from chase.sparsity import MASKABLE
 from chase.train.rundir import RunDir
 
 
-def plot_runs(runs: list[RunDir], out: Path, skipped: list[str]) -> list[Path]:
+def plot_runs(
+    runs: list[RunDir], out: str | os.PathLike[str], skipped: list[str] | None = None
+) -> list[Path]:
     """One run: its figures in ``out``; several: one folder per run in ``out`` plus the
-    comparison figures. ``skipped`` collects what a run's files did not allow."""
+    comparison figures. ``skipped`` (if given) collects what a run's files did not allow."""
+    out, skipped = Path(out), [] if skipped is None else skipped
     if len(runs) == 1:
         return plot_run(runs[0], out, skipped)
     written: list[Path] = []
@@ -39,8 +43,12 @@ def unique_names(runs: list[RunDir]) -> list[str]:
     return names
 
 
-def plot_run(run: RunDir, out: Path, skipped: list[str]) -> list[Path]:
-    """Every per-run figure that the run's files allow; notes what had to be skipped."""
+def plot_run(
+    run: RunDir, out: str | os.PathLike[str], skipped: list[str] | None = None
+) -> list[Path]:
+    """Every per-run figure that the run's files allow, written into ``out``; what had to be
+    skipped is noted in ``skipped`` (if given)."""
+    out, skipped = Path(out), [] if skipped is None else skipped
     done: list[Path] = []
     title = _title(run)
     series = _curves(run)
@@ -139,8 +147,11 @@ def _widths_title(run: Any, title: str) -> str:
     return f"width of every layer, dense vs slim: {title}{extra}"
 
 
-def plot_comparison(runs: list[RunDir], out: Path, skipped: list[str]) -> list[Path]:
+def plot_comparison(
+    runs: list[RunDir], out: str | os.PathLike[str], skipped: list[str] | None = None
+) -> list[Path]:
     """Curves of all runs overlaid, and accuracy against FLOPs for the finished ones."""
+    out, skipped = Path(out), [] if skipped is None else skipped
     done = []
     series = [s for s in (_curves(r) for r in runs) if s.train]
     if series:

@@ -138,17 +138,19 @@ class ChannelPruner:
                 skipped[g.name] = "no producer weight among the model's parameters"
             elif g.size <= 1:
                 skipped[g.name] = "a single channel"
-            elif g.shrink_only and not ch.shrink:
+            else:
+                keep.append(g)
+        if LAST in ch.exclude and keep:  # chosen before the shrink-only filter: the same group
+            skipped[keep.pop().name] = f"excluded by {LAST!r} (the last prunable group)"
+        elif LAST in ch.exclude:
+            used[LAST] = False
+        if not ch.shrink:
+            for g in [g for g in keep if g.shrink_only]:
+                keep.remove(g)
                 skipped[g.name] = (
                     f"{g.shrink_only[0]} normalises over these channels: removing one is exact "
                     "only when it leaves the model (sparsity.channels.shrink: true)"
                 )
-            else:
-                keep.append(g)
-        if LAST in ch.exclude and keep:
-            skipped[keep.pop().name] = f"excluded by {LAST!r} (the last prunable group)"
-        elif LAST in ch.exclude:
-            used[LAST] = False
         unused = [p for p, u in used.items() if not u]
         if unused:
             raise ConfigError(f"ChannelConfig.exclude entry {unused[0]!r} matches no layer")

@@ -118,9 +118,9 @@ class SparsityEngine:
         self.config = config
         self.model = unwrap(model)
         self.resizer = resizer if config.channels is not None and config.channels.shrink else None
+        self.optimizer = optimizer
         self._check_shrink(model, on_shrink)
         self._shrink_hooks = [] if on_shrink is None else [on_shrink]
-        self.optimizer = optimizer
         self.groups = groups
         self.step = 0
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -239,6 +239,12 @@ class SparsityEngine:
         """Cut the removed channels out of the model, its optimizer state, the masks and the
         updater's state, then tell the ``on_shrink`` callbacks."""
         assert self.resizer is not None and self.channels is not None
+        if self.optimizer is None:  # before anything is cut: the caller's optimizer would break
+            raise ConfigError(
+                "ChannelConfig.shrink cuts the optimizer's state along with the model, and this "
+                "engine has no optimizer: pass it to chase.sparsify (attach=False keeps the "
+                "loop yours)"
+            )
         step = self.resizer.shrink(self.channels.keep(), self.optimizer)
         if step is None:
             return

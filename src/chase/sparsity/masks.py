@@ -167,7 +167,7 @@ class MaskSet(Mapping[str, torch.Tensor]):
         state = optimizer.state if optimizer is not None else {}
         by_device: dict[tuple[torch.device, torch.dtype], list[tuple[torch.Tensor, ...]]] = {}
         for param, keep in pairs:
-            targets = [param, *self._state_tensors(state.get(param), param)]
+            targets = [param, *shaped_state(state.get(param), param).values()]
             if param.numel() >= FILL_FROM:
                 drop = ~keep
                 for t in targets:
@@ -179,13 +179,17 @@ class MaskSet(Mapping[str, torch.Tensor]):
             tensors, keeps = zip(*group)
             torch._foreach_mul_(list(tensors), list(keeps))
 
-    @staticmethod
-    def _state_tensors(st: Mapping[str, object] | None, param: torch.Tensor) -> list[torch.Tensor]:
-        """Optimizer-state tensors shaped like ``param`` (momentum, Adam's moments, ...)."""
-        if not st:
-            return []
-        return [
-            v
-            for v in st.values()
-            if isinstance(v, torch.Tensor) and v.shape == param.shape and v.is_floating_point()
-        ]
+
+def shaped_state(
+    state: Mapping[str, object] | None, param: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The per-parameter optimizer-state tensors shaped like ``param`` (SGD momentum, Adam's
+    moments, ...), by key: what masking zeroes and shrinking cuts. Scalar state (``step``) and
+    factored state of other shapes are not included."""
+    if not state:
+        return {}
+    return {
+        k: v
+        for k, v in state.items()
+        if isinstance(v, torch.Tensor) and v.shape == param.shape and v.is_floating_point()
+    }

@@ -72,12 +72,6 @@ def out_shape(grad_fn: Any, i: int = 0) -> tuple[int, ...] | None:
     return tuple(int(s) for s in meta[i].shape)
 
 
-def in_shape(grad_fn: Any, i: int = 0) -> tuple[int, ...] | None:
-    """Shape of forward input ``i`` (``None`` when that input is untraced)."""
-    fn, idx = grad_fn.next_functions[i]
-    return None if fn is None else out_shape(fn, idx)
-
-
 def is_leaf(fn: Any) -> bool:
     return fn is not None and hasattr(fn, "variable")
 

@@ -18,15 +18,9 @@ import torch
 from torch import nn
 
 from chase.sparsity.groups import ChannelGroup
-from chase.structure.slim import apply_spec, same_format, slice_tensor_dict
+from chase.sparsity.masks import shaped_state
+from chase.structure.slim import apply_spec, cut_tensor, slice_tensor_dict
 from chase.structure.spec import SlimSpec, kept_indices
-
-
-def _cut(t: torch.Tensor, axes: Mapping[int, torch.Tensor]) -> torch.Tensor:
-    out = t
-    for axis, idx in sorted(axes.items()):
-        out = out.index_select(axis, idx.to(t.device))
-    return same_format(out, t)
 
 
 @torch.no_grad()
@@ -42,14 +36,12 @@ def shrink_in_place(
     if optimizer is not None:
         for name, p in cut.items():
             state: dict[str, Any] = optimizer.state.get(p) or {}
-            for key, value in state.items():
-                if torch.is_tensor(value) and value.shape == p.shape and value.dim() > 0:
-                    states.append((state, key, name))
+            states += [(state, key, name) for key in shaped_state(state, p)]
     apply_spec(model, spec)
     for name, grad in grads.items():
-        cut[name].grad = _cut(grad, spec.keep[name])
+        cut[name].grad = cut_tensor(grad, spec.keep[name])
     for state, key, name in states:
-        state[key] = _cut(state[key], spec.keep[name])
+        state[key] = cut_tensor(state[key], spec.keep[name])
 
 
 class Shrinker:

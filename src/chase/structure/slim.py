@@ -24,10 +24,13 @@ from chase.structure.spec import SlimSpec
 _log = logging.getLogger(__name__)
 
 
-def _cut(t: torch.Tensor, axes: Mapping[int, torch.Tensor]) -> torch.Tensor:
+def cut_tensor(t: torch.Tensor, axes: Mapping[int, torch.Tensor]) -> torch.Tensor:
+    """``t`` with only the kept positions ``axes[axis]`` along each axis, in ``t``'s memory
+    format."""
+    out = t
     for axis, idx in sorted(axes.items()):
-        t = t.index_select(axis, idx.to(t.device))
-    return t
+        out = out.index_select(axis, idx.to(t.device))
+    return same_format(out, t)
 
 
 def _check_fits(name: str, t: torch.Tensor, spec: SlimSpec) -> None:
@@ -52,16 +55,22 @@ def _module_plan(model: nn.Module, spec: SlimSpec) -> dict[str, dict[str, str]]:
     return plan
 
 
-def _cut_module(module: nn.Module, module_name: str, names: dict[str, str], spec: SlimSpec) -> None:
+def _check_module(module: nn.Module, names: dict[str, str], spec: SlimSpec) -> None:
+    """ValueError unless every axis ``spec`` cuts from the module's tensors may be cut."""
     kind = layer_kind(module)
     allowed = cut_axes(module)  # a table layer's slots, or per-channel parameter vectors
+    for local, fqn in names.items():
+        cuts = _real_cuts(spec, fqn)
+        if any(a not in allowed.get(local, ()) for a in cuts):
+            what = type(module).__name__ if kind is None else f"{kind.name} layer"
+            raise ValueError(f"cannot cut '{fqn}' along {sorted(cuts)}: {what}")
+
+
+def _cut_module(module: nn.Module, module_name: str, names: dict[str, str], spec: SlimSpec) -> None:
+    kind = layer_kind(module)
     cuts = {fqn: _real_cuts(spec, fqn) for fqn in names.values()}
     if not any(cuts.values()):
         return  # every listed axis is kept whole (a model shrunk earlier, a pruned-out group)
-    for local, fqn in names.items():
-        if any(a not in allowed.get(local, ()) for a in cuts[fqn]):
-            what = type(module).__name__ if kind is None else f"{kind.name} layer"
-            raise ValueError(f"cannot cut '{fqn}' along {sorted(cuts[fqn])}: {what}")
     originals = {local: getattr(module, local).shape for local in names}
     for local, t in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
         if local in names:
@@ -72,7 +81,7 @@ def _cut_module(module: nn.Module, module_name: str, names: dict[str, str], spec
                 continue
             axes = cuts[names[twin]]
             _log.debug("cutting %s.%s like its twin %s", module_name, local, twin)
-        _replace(module, local, t, _cut(t.detach(), axes))
+        _replace(module, local, t, cut_tensor(t.detach(), axes))
     if kind is not None:  # None only when nothing was cut
         kind.resize(module)
 
@@ -122,9 +131,11 @@ def apply_spec(model: nn.Module, spec: SlimSpec) -> nn.Module:
     Gradients of resized parameters are dropped.
     """
     plan = _module_plan(model, spec)
+    modules = {name: model.get_submodule(name) for name in plan}
+    for module_name, names in plan.items():  # every check first: a refusal changes nothing
+        _check_module(modules[module_name], names, spec)
     for module_name, names in plan.items():
-        module = model.get_submodule(module_name)
-        _cut_module(module, module_name, names, spec)
+        _cut_module(modules[module_name], module_name, names, spec)
     return model
 
 
@@ -145,7 +156,7 @@ def slice_tensor_dict(
     for name, t in tensors.items():
         if name in spec.keep:
             _check_fits(name, t, spec)
-            out[name] = _cut(t, spec.keep[name])
+            out[name] = cut_tensor(t, spec.keep[name])
         else:
             out[name] = t
     return out

@@ -76,7 +76,10 @@ def _shrink_times(trainer: Trainer) -> dict[str, Any]:
     steps and seconds after the first one."""
     c = trainer.clock
     if not c.shrinks:
-        return {"events": 0, "first_step": None, "steps_after_first": 0, "seconds_after_first": 0.0}
+        return {
+            "events": 0, "first_step": None, "steps_after_first": 0,
+            "seconds_after_first": 0.0, "steps": [],
+        }  # fmt: skip
     step, seconds = c.shrinks[0]
     return {
         "events": len(c.shrinks),
@@ -152,7 +155,10 @@ def _save(trainer: Trainer, slim: nn.Module, report: dict[str, Any]) -> None:
     run, engine = trainer.run, trainer.engine
     extra = {"test_accuracy": report["test_accuracy"], "method": report["method"]}
     if engine is not None and engine.groups is not None:
-        chase.save_slim(run.slim_path, trainer.model, engine, arch=trainer.arch, extra=extra)
+        # the model report.json scores: sliced and BN-recalibrated, with the spec of the
+        # original architecture and the masks at the slim shapes
+        spec, masks = chase.slim_spec(engine), chase.slim_masks(engine)
+        save_slim_spec(run.slim_path, slim, spec, masks=masks, arch=trainer.arch, extra=extra)
         channels = engine.channel_report()
         atomic_write_text(run.channels_path, json.dumps(channels))
     else:

@@ -124,9 +124,6 @@ class RunDir:
             raise CheckpointError(f"{where} is damaged: cut short ({cut})")
         return data
 
-    def has_checkpoint(self) -> bool:
-        return self.checkpoint_path.exists()
-
     @cached_property
     def config(self) -> RunConfig:
         return RunConfig.from_dict(self.read_config())

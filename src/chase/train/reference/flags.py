@@ -199,9 +199,6 @@ class Script:
     flags: tuple[Flag, ...]
     positional: str | None = None  # ImageNet: the dataset folder (their ``data`` DIR)
 
-    def by_dest(self) -> dict[str, Flag]:
-        return {f.dest: f for f in self.flags}
-
     def spellings(self) -> set[str]:
         return {n for f in self.flags for n in f.names}
 
