@@ -19,7 +19,7 @@ import study_amenable
 import study_figures
 from common import markdown
 from study_cells import Cell, Result, cells, collect, fmt, speed_batches
-from study_plan import METHODS, MODELS
+from study_plan import DENSITIES, METHODS, MODELS, SEEDS, plan
 
 from chase.train.rundir import RunDir
 
@@ -39,6 +39,7 @@ def write_results(study_dir: Path, results: Path, argv: Sequence[str]) -> list[P
     written = [study_figures.accuracy_vs_flops(grid, order, figure, DATASETS.get(data, data))]
     parts = [
         _header(study_dir, found),
+        _coverage(found),
         _protocol(found[0]),
         _machine(study_dir, found),
         *(_model_table(model, grid, found) for model in dict.fromkeys(c.model for c in grid)),
@@ -84,6 +85,26 @@ def _header(study_dir: Path, found: list[Result]) -> str:
         f"python benchmarks/accuracy_study.py --study-dir {study_dir} --report",
         "```",
     ])  # fmt: skip
+
+
+def _coverage(found: list[Result]) -> str:
+    """How much of the full grid (every model, method, density and seed of the plan) the page
+    covers, and which models have no finished run, so a partial page says it is partial."""
+    full = plan(list(MODELS), list(METHODS), list(DENSITIES), list(SEEDS))
+    done = {(r.model, r.method, r.density, r.seed) for r in found}
+    have = sum((r.model, r.method, r.density, r.seed) in done for r in full)
+    if have == len(full):
+        return f"This page covers the full grid: all {len(full)} runs."
+    per_model = []
+    for model in MODELS:
+        mine = [r for r in full if r.model == model]
+        n = sum((r.model, r.method, r.density, r.seed) in done for r in mine)
+        per_model.append(f"{model} {n} of {len(mine)}")
+    return (
+        f"**Partial**: this page covers {have} of the full grid's {len(full)} runs "
+        f"({', '.join(per_model)}); a model or cell that is missing below has not been run "
+        "yet, and the readings hold only for what is here."
+    )
 
 
 def _protocol(sample: Result) -> str:

@@ -160,8 +160,23 @@ def test_a_tiny_study_runs_resumes_and_writes_its_report(tmp_path: Path) -> None
     assert accuracy_study.main([*args[:2], "--report", "--results", str(results)]) == 0
     text = results.read_text()
     for needle in ("## small_cnn", "| rigl | 0.1 | 1 |", "| chase-sc0.5 | 0.1 | 1 |",
-                   "Sparse-amenable channels", "Per layer: small_cnn", "## Protocol"):  # fmt: skip
+                   "Sparse-amenable channels", "Per layer: small_cnn", "## Protocol",
+                   "**Partial**: this page covers 2 of the full grid's",
+                   "small_cnn 2 of 34", "resnet20 0 of"):  # fmt: skip
         assert needle in text, needle
     figures = results.parent / "figures"
     assert (figures / "accuracy_vs_flops.png").is_file()
     assert (figures / "amenable_small_cnn_rigl_d0.1_density.png").is_file()
+
+
+def test_the_report_says_whether_it_covers_the_full_grid() -> None:
+    import study_report
+    from study_cells import Result
+    from study_plan import DENSITIES, SEEDS
+
+    full = plan(list(MODELS), list(METHODS), list(DENSITIES), list(SEEDS))
+    found = [Result(r.model, r.method, r.density, r.seed, Path("."), {}) for r in full]
+    assert study_report._coverage(found) == f"This page covers the full grid: all {len(full)} runs."
+    text = study_report._coverage(found[1:])
+    assert text.startswith(f"**Partial**: this page covers {len(full) - 1} of")
+    assert f"{full[0].model} {sum(r.model == full[0].model for r in full) - 1} of" in text
