@@ -32,6 +32,7 @@ def test_groups_command_prints_the_groups_and_reasons(cli) -> None:
     code, out, _ = cli("groups", "--model", "tv:resnet18", "--dataset", "cifar10", "--json")
     rows = json.loads(out)
     assert code == 0 and {r["name"] for r in rows} >= {"conv1:out", "fc:out"}
+    assert all(r["shrink_only"] == [] for r in rows)  # no LayerNorm in a ResNet
     code, _, err = cli("groups", "--model", "timm:efficientnet_bO", "--dataset", "cifar10")
     assert code == 2 and "did you mean 'timm:efficientnet_b" in err and len(err.splitlines()) == 1
 

@@ -82,6 +82,7 @@ def test_table_output(cli, run_dir: Path) -> None:
     code, out, _ = cli("flops", run_dir)
     assert code == 0
     assert "GPU-supported FLOPs" in out and "training FLOPs" in out and "layer1.0.conv1" in out
+    assert "training FLOPs on dense hardware" in out  # the run report's train_gpu_supported
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,15 @@ def test_one_run_writes_every_figure(cli, run_dir: Path, tmp_path: Path) -> None
         assert str(path) in out
 
 
+def test_the_library_call_takes_a_str_folder_and_no_skipped_list(run_dir: Path, tmp_path) -> None:
+    from chase.plots import plot_run
+    from chase.train.rundir import RunDir
+
+    written = plot_run(RunDir(run_dir), str(tmp_path / "figs"))
+    assert {p.name for p in written} == PER_RUN
+    assert all(p.parent == tmp_path / "figs" for p in written)
+
+
 def test_default_folder_is_inside_the_run(cli, run_dir: Path, tmp_path: Path) -> None:
     copy = tmp_path / "run"
     shutil.copytree(run_dir, copy)

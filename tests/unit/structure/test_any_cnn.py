@@ -138,3 +138,36 @@ def test_a_layernorm_stream_is_pruned_only_when_the_model_shrinks() -> None:
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(x), chase.slim(model, engine)(x))
+
+
+class _NormLast(nn.Module):
+    """conv → conv → LayerNorm over the channels → head: the last prunable group is the
+    LayerNorm stream."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.proj = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 12, 1)
+        self.norm, self.head = nn.LayerNorm(12), nn.Linear(12, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.proj(torch.relu(self.stem(x))).permute(0, 2, 3, 1)
+        return self.head(self.norm(h).mean((1, 2)))
+
+
+def test_exclude_last_names_the_same_group_whether_or_not_the_model_shrinks() -> None:
+    """``exclude: [last]`` means the model's last prunable group, chosen before the groups a
+    masked engine cannot prune (LayerNorm streams) are set aside, so the knob keeps one
+    meaning, and a masked engine still prunes the group before it."""
+    x = torch.randn(4, 3, 8, 8)
+    excluded = {}
+    for shrink in (False, True):
+        model = _NormLast()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        channels = chase.ChannelConfig(sparsity=0.5, shrink=shrink, exclude=["last"])
+        config = chase.SparsityConfig(density=0.5, total_steps=4, channels=channels)
+        engine = chase.sparsify(model, optimizer, config, example_inputs=x, attach=False)
+        assert engine.channels is not None
+        skipped = engine.channels.skipped
+        excluded[shrink] = [n for n, why in skipped.items() if "'last'" in why]
+        assert "stem:out" not in skipped
+    assert excluded[False] == excluded[True] == ["proj:out"]

@@ -165,3 +165,18 @@ def test_trusting_torch_pruning_on_a_permuting_op_would_corrupt_the_model() -> N
     with torch.no_grad():
         want, got = emulate.masked_copy(model, forced, keep)(x), slim(x)
     assert float((want - got).abs().max()) > 1e-3 * float(want.abs().max())
+
+
+def test_apply_spec_checks_every_module_before_cutting_any() -> None:
+    """A spec that one module cannot take is refused with the model untouched, even when the
+    modules planned before it could be cut."""
+    model, _, groups = _setup("resnet20")
+    spec = kept_indices(groups, emulate.random_keep(groups, seed=4))
+    params = dict(model.named_parameters())
+    last = [n for n in spec.keep if n in params and params[n].dim() == 4][-1]  # a late conv
+    spec.keep[last] = {**spec.keep[last], 2: torch.tensor([0])}  # one row of its kernel
+    spec.sizes[last] = {**spec.sizes[last], 2: params[last].shape[2]}
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    with pytest.raises(ValueError, match="cannot cut"):
+        apply_spec(model, spec)
+    assert {n: tuple(p.shape) for n, p in model.named_parameters()} == shapes
