@@ -9,6 +9,7 @@ channels picture). With several runs also: curves overlaid and accuracy against 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from chase.plots import figures
 from chase.plots.figures import Curves, GroupChannels
 from chase.sparsity import MASKABLE
+from chase.sparsity.config import SparsityConfig
+from chase.sparsity.schedules import is_update_step, mest_density, mest_phase_end
 from chase.train.rundir import RunDir
 
 
@@ -75,7 +78,39 @@ def _title(run: Any) -> str:
 def _curves(run: Any) -> Any:
     train = [r for r in run.metrics if r.get("kind") == "train"]
     val = [r for r in run.metrics if r.get("kind") == "eval" and r.get("split") == "val"]
-    return Curves(run.name, train, val)
+    config = _engine_config(run)
+    if config is None:  # dense, or no checkpoint yet: no budget to draw
+        return Curves(run.name, train, val)
+    bound, note = _mest_bound(config)
+    target = config.channels.sparsity if config.channels is not None else None
+    return Curves(run.name, train, val, config.density, bound, note, target)
+
+
+def _engine_config(run: Any) -> SparsityConfig | None:
+    """The engine's configuration (steps, not epochs), as the checkpoint saved it."""
+    if not run.checkpoint_path.is_file():
+        return None
+    state = run.checkpoint.get("engine")
+    return SparsityConfig.from_dict(state["config"]) if state else None
+
+
+def _mest_bound(config: SparsityConfig) -> tuple[list[tuple[int, float]], str]:
+    """MEST's soft bound as the engine applies it: D(t) set at each topology update of its
+    phase A and held until the next, the budget from T_A on (the density may rise above the
+    budget up to it); points for the density panel and a legend note. Nothing for other
+    updaters."""
+    end = mest_phase_end(config)
+    if config.updater != "mest" or end <= 0 or config.mest_overshoot <= 0:
+        return [], ""
+    step = config.update_every
+    updates = [t for t in range(step, end, step) if is_update_step(config, t)]
+    updates = updates[:: math.ceil(len(updates) / 400) or 1]  # a long run: every k-th update
+    points = [(t, mest_density(config, t)) for t in updates] + [(end, config.density)]
+    note = (
+        f"MEST soft bound at updates: budget + {config.mest_overshoot:g} at step 0, "
+        f"cosine decay to the budget by step {end}"
+    )
+    return points, note
 
 
 def _channel_figures(run: Any, out: Path, title: str, skipped: list[str]) -> list[Path]:
@@ -86,7 +121,7 @@ def _channel_figures(run: Any, out: Path, title: str, skipped: list[str]) -> lis
     names = [g for g in snapshots[-1]["groups"] if g in totals] if snapshots else []
     if names:
         sizes = [totals[g] for g in names]
-        series = [(0, sizes)] + [(r["step"], [r["groups"][g] for g in names]) for r in snapshots]
+        series = [(r["step"], [r["groups"][g] for g in names]) for r in snapshots]
         live = [(0, sum(sizes))] + [
             (r["step"], r["live_channels"]) for r in run.metrics if "live_channels" in r
         ]
@@ -99,10 +134,14 @@ def _channel_figures(run: Any, out: Path, title: str, skipped: list[str]) -> lis
         return done
     groups = [_group(name, g) for name, g in report["groups"].items() if g["live"] > 0]
     ratio = float(report.get("ratio", 0.5))
-    share = f"{100 * report.get('amenable_fraction', 0.0):.1f}% of live channels amenable"
-    umm = "UMM (sum of |w| over active weights / original weights)"
-    for key, label in (("density", "density"), ("umm", umm)):
-        head = f"channel {label} per group, end of training: {title}\n{share}"
+    share = f"{100 * report.get('amenable_fraction', 0.0):.1f}% of live channels"
+    share += f" {figures.amenable_note(ratio)}"
+    heads = {
+        "density": "channel density (active / original weights) over its group's density",
+        "umm": "channel UMM (sum of |w| over active / original weights) over its group's mean",
+    }
+    for key, head in heads.items():
+        head = f"{head}, end of training\n{title}\n{share}"
         path = out / f"channel_{key}.png"
         done.append(figures.channel_histograms(groups, key, ratio, path, head))
     return done

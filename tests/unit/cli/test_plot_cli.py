@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,3 +82,44 @@ def test_bad_input_exits_2_with_one_line(cli, run_dir: Path, extra: list[str]) -
     code, out, err = cli("plot", *args)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and err.startswith("chase: error:")
+
+
+def test_a_chase_runs_figures_explain_its_density_and_amenable_channels(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The density panel carries the run's budget and MEST's soft bound, set at each update
+    and held until the next, which covers every rise of the density above the budget; the
+    histograms state the amenable criterion."""
+    from chase.plots import figures, plot_run
+    from chase.train.rundir import RunDir
+
+    drawn: dict[str, Any] = {}
+    real = figures.save
+
+    def keep(fig: Any, path: Path) -> Path:
+        drawn[path.name] = fig
+        return real(fig, path)
+
+    monkeypatch.setattr(figures, "save", keep)
+    run = RunDir(run_dir)
+    plot_run(run, tmp_path)
+    engine = run.checkpoint["engine"]["config"]
+    budget, overshoot, every = engine["density"], engine["mest_overshoot"], engine["update_every"]
+    end = run.report["steps"]  # MEST's phase A lasts the whole run here
+    records = [(r["step"], r["density"]) for r in run.metrics if r.get("kind") == "train"]
+    assert max(d for _, d in records) > budget + 0.01  # the run does overshoot: the case
+    panel = drawn["curves.png"].axes[2]
+    lines = {line.get_label(): line for line in panel.get_lines()}
+    assert set(lines[f"budget {budget:g}"].get_ydata()) == {budget}
+    (bound,) = [line for label, line in lines.items() if label.startswith("MEST soft bound")]
+    held = dict(zip(bound.get_xdata(), bound.get_ydata()))
+    expected = {t: budget + overshoot * (1 + math.cos(math.pi * t / end)) / 2
+                for t in range(every, end, every)}  # fmt: skip
+    assert held == pytest.approx({**expected, end: budget})
+    for step, density in records:  # under the bound last set (before any update: the budget)
+        ceiling = max([(t, d) for t, d in held.items() if t <= step], default=(0, budget))[1]
+        assert density <= ceiling + 1e-4, step
+    assert panel.get_ylim()[1] < 2 * max(d for _, d in records)  # scaled to the density
+    for name in ("channel_density.png", "channel_umm.png"):
+        title = drawn[name].get_suptitle()
+        assert "density < 0.5 × its group's density" in title.replace("\n", " ")
