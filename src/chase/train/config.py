@@ -2,8 +2,9 @@
 
 Sources merge in this order, later ones winning: defaults < preset < YAML file (``--config``)
 < ``--set key=value`` < command-line flags. Step-valued sparsity knobs (``update_every``,
-``dst_end``, ``mest_end``, ``channels.every/end/offset``) accept an integer number of optimizer
-steps or a string such as ``"130ep"`` (epochs), resolved once the data size is known.
+``dst_end``, ``mest_end``, ``total_steps``, ``channels.every/end/offset``) accept an integer
+number of optimizer steps, a string such as ``"130ep"`` (epochs) or ``"80%"`` (a percentage of
+the run's steps, so that the setting follows ``epochs``), resolved once the data size is known.
 
 **``method`` and the ``sparsity`` section** (one rule, :func:`_engine_config`):
 
@@ -69,6 +70,7 @@ METHODS: Collection[str] = _Methods()
 STEP_FIELDS = ("update_every", "dst_end", "mest_end", "total_steps")
 CHANNEL_STEP_FIELDS = ("every", "end", "offset")
 _EPOCHS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*ep(?:ochs?)?\s*$")
+_PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 
 
 DEVICES = "'auto', 'cpu', 'cuda' or 'cuda:N'"
@@ -262,8 +264,8 @@ def _engine_config(
     raw.setdefault("total_steps", total_steps)
     for key in STEP_FIELDS:
         if key in raw:
-            raw[key] = to_steps(raw[key], steps_per_epoch, f"sparsity.{key}")
-    channels = _channel_steps(raw.get("channels"), steps_per_epoch)
+            raw[key] = to_steps(raw[key], steps_per_epoch, f"sparsity.{key}", total_steps)
+    channels = _channel_steps(raw.get("channels"), steps_per_epoch, total_steps)
     if method == "chase":
         channels.setdefault("shrink", True)  # the trainer trains the narrowing model itself
         raw["channels"] = channels
@@ -285,7 +287,7 @@ def _engine_config(
     return None if method == "dense" else config
 
 
-def _channel_steps(channels: Any, steps_per_epoch: int) -> dict[str, Any]:
+def _channel_steps(channels: Any, steps_per_epoch: int, total_steps: int) -> dict[str, Any]:
     check(
         channels is None or isinstance(channels, Mapping),
         "sparsity.channels",
@@ -295,7 +297,7 @@ def _channel_steps(channels: Any, steps_per_epoch: int) -> dict[str, Any]:
     out = dict(channels or {})
     for key in CHANNEL_STEP_FIELDS:
         if key in out:
-            out[key] = to_steps(out[key], steps_per_epoch, f"sparsity.channels.{key}")
+            out[key] = to_steps(out[key], steps_per_epoch, f"sparsity.channels.{key}", total_steps)
     return out
 
 
@@ -307,17 +309,21 @@ def _check_model(name: Any) -> None:
     resolve_name(name)
 
 
-def to_steps(value: Any, steps_per_epoch: int, key: str) -> int | None:
-    """An integer step count, or ``"<n>ep"`` epochs converted to steps (rounded)."""
+def to_steps(value: Any, steps_per_epoch: int, key: str, total_steps: int) -> int | None:
+    """An integer step count; ``"<n>ep"``: n epochs in steps; ``"<p>%"``: p percent of the
+    run's ``total_steps`` (both rounded to the nearest step)."""
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     if isinstance(value, str):
         match = _EPOCHS.match(value)
         if match:
             return round(float(match.group(1)) * steps_per_epoch)
+        match = _PERCENT.match(value)
+        if match and float(match.group(1)) <= 100:
+            return round(float(match.group(1)) / 100 * total_steps)
     raise ConfigError(
-        f"{key} = {value!r} is not allowed: an integer number of steps or "
-        "a string like '30ep' (epochs)"
+        f"{key} = {value!r} is not allowed: an integer number of steps, "
+        "a string like '30ep' (epochs) or one like '80%' (of the run's steps, at most 100%)"
     )
 
 

@@ -326,3 +326,36 @@ def test_runs_shrink_by_default_unless_told_not_to():
     assert channels().shrink is True
     assert channels("sparsity.channels.shrink=false").shrink is False
     assert ChannelConfig().shrink is False  # the library default: shapes stay put
+
+
+@pytest.mark.parametrize(
+    ("value", "steps"), [("80%", 800), ("81.25%", 812), ("100%", 1000), (" 0.5 % ", 5), ("3ep", 30)]
+)
+def test_step_fields_take_a_percentage_of_the_run(value, steps):
+    cfg = RunConfig(method="mest", sparsity={"mest_end": value, "dst_end": value})
+    engine = cfg.sparsity_config(10, 1000)
+    assert engine is not None and engine.mest_end == engine.dst_end == steps
+
+
+@pytest.mark.parametrize("value", ["101%", "-5%", "%", "80 percent", "0.8"])
+def test_bad_percentages_are_refused(value):
+    with pytest.raises(ConfigError) as err:
+        RunConfig(method="chase", sparsity={"channels": {"end": value}})
+    assert str(err.value).startswith(f"sparsity.channels.end = {value!r} is not allowed")
+    assert "'80%' (of the run's steps, at most 100%)" in str(err.value)
+
+
+@pytest.mark.parametrize("name", [n for n in list_presets() if not n.startswith("_")])
+@pytest.mark.parametrize("scale", [1.0, 0.5, 0.25])
+def test_every_preset_fits_its_run_at_another_length(name, scale):
+    """A preset with --epochs halved or quartered still reaches its budget and its channel
+    target before the end (the paper's relative milestones are percentages)."""
+    from chase.sparsity.schedules import inaction
+    from chase.sparsity.updaters import create_updater
+
+    cfg = RunConfig.from_dict(deep_merge(RunConfig().to_dict(), preset(name)))
+    steps_per_epoch = 5000  # ImageNet-sized epochs, so update_every fits a quarter run
+    total = max(1, round(cfg.epochs * scale * steps_per_epoch))
+    engine = cfg.sparsity_config(steps_per_epoch, total)
+    if engine is not None:
+        assert inaction(engine, create_updater(engine)) == []
