@@ -7,6 +7,7 @@ physically narrower model that computes the same function.
 from __future__ import annotations
 
 from chase.api import prune_channels_once, save_slim, slim, slim_masks, slim_spec, sparsify
+from chase.errors import ScheduleWarning
 from chase.sparsity import ChannelConfig, SparsityConfig, SparsityEngine
 from chase.structure import (
     SlimModel,
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ChannelConfig",
+    "ScheduleWarning",
     "SlimModel",
     "SparsityConfig",
     "SparsityEngine",

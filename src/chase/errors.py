@@ -33,3 +33,8 @@ class StorageError(ChaseError, OSError):
 
 class RunInUseError(ChaseError):
     """Another process holds the run folder's lock (its pid, host and start time are named)."""
+
+
+class ScheduleWarning(UserWarning):
+    """Sparsity settings that cannot act within the run's ``total_steps``: no topology update or
+    channel event before the end, a channel target or a density budget not reached."""

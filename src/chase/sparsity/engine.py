@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from chase.errors import CheckpointError, ConfigError, InvariantError
+from chase.errors import CheckpointError, ConfigError, InvariantError, ScheduleWarning
 from chase.sparsity import distributed
 from chase.sparsity.allocation import allocate, match_layers
 from chase.sparsity.channels import ChannelPruner
@@ -24,7 +25,7 @@ from chase.sparsity.config import SparsityConfig
 from chase.sparsity.groups import ChannelGroup
 from chase.sparsity.masks import MaskSet
 from chase.sparsity.report import channel_report
-from chase.sparsity.schedules import is_channel_event, is_update_step
+from chase.sparsity.schedules import inaction, is_channel_event, is_update_step
 from chase.sparsity.selection import top_k_mask
 from chase.sparsity.updaters import Context, Layer, create_updater, rewire
 
@@ -137,6 +138,10 @@ class SparsityEngine:
         )
         self.masks = MaskSet(params, self._initial_masks(params))
         self.updater = create_updater(config)
+        #: what the config cannot do within ``total_steps`` (each also a ``ScheduleWarning``)
+        self.schedule_problems = inaction(config, self.updater)
+        for problem in self.schedule_problems:
+            warnings.warn(problem, ScheduleWarning, stacklevel=3)
         self.channels: ChannelPruner | None = None
         if config.channels is not None:
             if groups is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from chase.registry import Registry
 
@@ -17,6 +17,15 @@ if TYPE_CHECKING:
     from chase.sparsity.config import SparsityConfig
 
 ShapeFn = Callable[[float, float, float], float]
+
+
+class Updater(Protocol):
+    """What :func:`inaction` asks of a topology updater."""
+
+    @property
+    def rewires(self) -> bool: ...
+
+    def ceiling(self, step: int, budget: int, total: int) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -108,3 +117,73 @@ def is_channel_event(config: SparsityConfig, t: int) -> bool:
     if ch is None or t <= 0:
         return False
     return (t - config.channel_offset) % ch.every == 0 and t >= config.channel_offset
+
+
+#: a shortfall of density or channel sparsity below this is rounding, not worth a warning
+NEGLIGIBLE = 1e-3
+
+
+def first_channel_event(config: SparsityConfig) -> int | None:
+    """The first step after which a channel event runs (None: no channel learner)."""
+    ch = config.channels
+    if ch is None:
+        return None
+    offset = config.channel_offset
+    return offset if offset > 0 else ch.every
+
+
+def inaction(config: SparsityConfig, updater: Updater | None = None) -> list[str]:
+    """What ``config`` cannot do within its ``total_steps`` (one sentence each; [] when it acts
+    as configured or the run length is unknown): no topology update or no channel event before
+    the end, a channel target not reached by the last event, a density still above the budget
+    after the last update (the ``updater``'s ceiling then, e.g. MEST's soft bound before
+    ``mest_end``). Without an ``updater`` the topology is not checked."""
+    total = config.total_steps
+    if total is None:
+        return []
+    out: list[str] = []
+    rewires = updater is not None and updater.rewires
+    last_update = _last_update(config, total) if rewires else None
+    if rewires and last_update is None:
+        end = "" if config.dst_end is None else f" and dst_end = {config.dst_end}"
+        out.append(
+            f"no topology update before the end of the run: update_every = "
+            f"{config.update_every}{end}, but the run has {total} steps; {config.updater} "
+            "keeps its initial topology, like static"
+        )
+    if updater is not None and last_update is not None:
+        n = 10**9  # a notional model size: the ceiling is a count, the question a density
+        allowed = updater.ceiling(last_update, round(config.density * n), n) / n
+        if allowed - config.density > NEGLIGIBLE:
+            out.append(
+                f"the final density stays near {allowed:.3f}, above the budget "
+                f"{config.density:g}: {config.updater} still allows it at the last topology "
+                f"update (after step {last_update}; MEST's soft bound lasts until mest_end)"
+            )
+    ch = config.channels
+    if ch is not None and ch.sparsity > 0:
+        first = first_channel_event(config)
+        assert first is not None
+        if first > total:
+            out.append(
+                f"no channel event before the end of the run: the first would follow step "
+                f"{first} (channels.offset, or update_every // 2 when it is unset), but the run "
+                f"has {total} steps; no channels are removed"
+            )
+        else:
+            last = first + (total - first) // ch.every * ch.every
+            reached = channel_sparsity(ch.sparsity, last, config.channel_end)
+            if ch.sparsity - reached > NEGLIGIBLE:
+                out.append(
+                    f"channel sparsity ends near {reached:.3f}, short of the target "
+                    f"{ch.sparsity:g}: the last channel event (after step {last}) comes before "
+                    f"channels.end = {config.channel_end}"
+                )
+    return out
+
+
+def _last_update(config: SparsityConfig, total: int) -> int | None:
+    """The last topology-update step within ``total`` steps (None: there is none)."""
+    end = total if config.dst_end is None else min(total, config.dst_end)
+    last = end // config.update_every * config.update_every
+    return last if last > 0 else None

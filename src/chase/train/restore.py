@@ -4,6 +4,7 @@ readers of a finished run (``RunDir.rebuild``: ``chase flops``, ``chase bench``)
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -11,7 +12,7 @@ from torch import nn
 
 import chase
 from chase.data.synthetic import example_batch
-from chase.errors import CheckpointError, ConfigError
+from chase.errors import CheckpointError, ConfigError, ScheduleWarning
 from chase.models import create_model
 from chase.sparsity.config import SparsityConfig
 from chase.sparsity.engine import SparsityEngine
@@ -50,7 +51,9 @@ def reader_engine(model: nn.Module, state: dict[str, Any] | None, shape: InputSh
     if state is None:
         return None
     config = SparsityConfig.from_dict(state["config"])
-    return build_engine(model, config, example_batch(shape, 2))
+    with warnings.catch_warnings():  # a reader does not train: the run already warned
+        warnings.simplefilter("ignore", ScheduleWarning)
+        return build_engine(model, config, example_batch(shape, 2))
 
 
 def restore(
