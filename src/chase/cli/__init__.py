@@ -7,6 +7,16 @@ from types import ModuleType
 
 def commands() -> list[ModuleType]:
     """Every subcommand module; each has ``add_parser(subparsers)``."""
-    from chase.cli import bench, evaluate, flops, groups, plot, presets, reference, train
+    from chase.cli import (
+        bench,
+        evaluate,
+        flops,
+        groups,
+        models,
+        plot,
+        presets,
+        reference,
+        train,
+    )
 
-    return [train, reference, evaluate, presets, flops, bench, groups, plot]
+    return [train, reference, evaluate, presets, models, flops, bench, groups, plot]

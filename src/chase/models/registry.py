@@ -7,6 +7,7 @@ reference code working (``cifar_resnet_20``, ``ResNet50``, ...).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -64,6 +65,14 @@ def default_input_size(name: str) -> InputSize:
     if sources.is_source_name(name):
         return sources.source_input_size(name)
     return _INPUT_SIZES[resolve_name(name)]
+
+
+def default_num_classes(name: str) -> int:
+    """The ``num_classes`` a registered model's constructor defaults to (10 for the CIFAR
+    models, 1000 for the ImageNet ones; 10 when it has no default)."""
+    fn = _MODELS[resolve_name(name)]
+    default = inspect.signature(fn).parameters["num_classes"].default
+    return default if isinstance(default, int) else 10
 
 
 def resolve_name(name: str) -> str:

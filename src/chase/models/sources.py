@@ -65,7 +65,15 @@ def _import(source: Source, name: str) -> ModuleType:
 @cache
 def _known(prefix: str) -> tuple[str, ...]:
     source = SOURCES[prefix]
-    return tuple(source.names(_import(source, prefix)))
+    return tuple(source.names(_import(source, f"{prefix}:NAME")))
+
+
+def known_names(prefix: str) -> tuple[str, ...]:
+    """The model names (without prefix) that ``prefix``'s package defines (``ConfigError``
+    for an unknown prefix, a missing package, or one that cannot be imported)."""
+    if prefix not in SOURCES:
+        raise ConfigError(f"model source {prefix!r} is not allowed: one of {', '.join(SOURCES)}")
+    return _known(prefix)
 
 
 def resolve_source_name(name: str) -> str:
