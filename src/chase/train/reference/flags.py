@@ -162,7 +162,7 @@ IMAGENET_FLAGS: tuple[Flag, ...] = (
     _f("--method", str, "GraNet", ONLY, "GMP prunes a dense model", allowed=("DST", "GraNet")),
     _f("--start-epoch", int, 0, ONLY, "resumes their run mid-way", allowed=(0,)),
     _f("--resume", str, "", REJECT, "their checkpoints are not ours; use chase train --resume"),
-    _f("-e --evaluate", None, None, REJECT, "evaluation only; use chase evaluate"),
+    _f("-e --evaluate", None, None, REJECT, "evaluation only; use chase eval RUN_DIR"),
     _f("--pretrained-weights", str, "", REJECT, "starts from their weights"),
     _f("--prof", None, None, REJECT, "10 iterations per epoch; use --stop-after-steps"),
     _f("--benchmark-training", None, None, REJECT, "a speed test, not a run"),
