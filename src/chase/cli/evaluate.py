@@ -1,4 +1,6 @@
-"""``chase eval``: test accuracy of a run's slim model (or any ``slim.pt``)."""
+"""``chase eval``: test accuracy of a run's slim model (or any ``slim.pt``). A run folder, or a
+``.pt`` file inside one (``RUN/slim.pt``), is scored on the run's own data settings; a file
+elsewhere needs ``--dataset``."""
 
 from __future__ import annotations
 
@@ -6,16 +8,24 @@ import argparse
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chase.checks import check_int
 from chase.cli.console import console
 from chase.errors import CheckpointError, ConfigError
 
+if TYPE_CHECKING:
+    from chase.data import DataConfig
+    from chase.train.rundir import RunDir
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("eval", help="evaluate a run's slim model on a test set")
-    p.add_argument("target", help="run folder or slim.pt file")
+    p.add_argument(
+        "target",
+        help="run folder, or a slim.pt file (in a run folder: scored on the run's data; "
+        "elsewhere: give --dataset)",
+    )
     p.add_argument("--dataset", help="dataset (default: the run's)")
     p.add_argument("--data-dir", help="dataset folder (default: the run's)")
     p.add_argument("--batch-size", type=int, default=256)
@@ -37,26 +47,25 @@ def run(args: argparse.Namespace) -> int:
     if not target.exists():
         raise ConfigError(f"{target} does not exist: give a run folder or a slim.pt file")
     overrides = {"batch_size": 1, "eval_batch_size": args.batch_size, "workers": 0}
-    seed = 0
     loaded = None
-    if target.is_dir():  # the run's own data settings (synthetic data is seeded by them)
+    if target.is_dir():
         run = RunDir(target)
-        if args.dataset is not None:  # another dataset: only its name and folder
-            data_cfg = DataConfig(name=args.dataset, dir=args.data_dir)
-        else:
-            data_cfg, seed = run.config.data, run.config.seed
-            if args.data_dir is not None:
-                data_cfg = dataclasses.replace(data_cfg, dir=args.data_dir)
+        data_cfg, seed = _data_settings(run, args)
         target, loaded = run.slim_path, run.slim
         if loaded is None:
             raise CheckpointError(
                 f"{target} does not exist: the run has not finished (chase train --resume "
                 f"{run.path} finishes it)"
             )
+    elif RunDir(target.parent).is_run():  # RUN/slim.pt: the file of a run folder
+        data_cfg, seed = _data_settings(RunDir(target.parent), args)
     elif args.dataset is None:
-        raise ConfigError("--dataset is needed when evaluating a bare slim.pt file")
+        raise ConfigError(
+            f"--dataset is needed to evaluate {target}: it is not in a run folder "
+            "(no config.yaml next to it)"
+        )
     else:
-        data_cfg = DataConfig(name=args.dataset, dir=args.data_dir)
+        data_cfg, seed = DataConfig(name=args.dataset, dir=args.data_dir), 0
     loaded = loaded or load_slim(target)
     data = build_data(dataclasses.replace(data_cfg, **overrides), seed=seed)
     model = loaded.model.to(device).eval()
@@ -77,3 +86,17 @@ def run(args: argparse.Namespace) -> int:
             f"{result.count} {data.name} examples ({out['parameters']:,} parameters)"
         )
     return 0
+
+
+def _data_settings(run: RunDir, args: argparse.Namespace) -> tuple[DataConfig, int]:
+    """The data settings and seed to score a run's model on: the run's own (synthetic data is
+    seeded by them; ``--data-dir`` moves its folder), or, with ``--dataset``, another
+    dataset's name and folder only."""
+    from chase.data import DataConfig
+
+    if args.dataset is not None:
+        return DataConfig(name=args.dataset, dir=args.data_dir), 0
+    data_cfg = run.config.data
+    if args.data_dir is not None:
+        data_cfg = dataclasses.replace(data_cfg, dir=args.data_dir)
+    return data_cfg, run.config.seed
