@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,8 +15,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 console = Console(stderr=False, highlight=False)
+
+#: said instead of a speedup when the slim model is the dense one (e.g. a RigL run)
+SAME_MODEL = "slim equals dense (no channels removed)"
+NO_SPEEDUP = f"{SAME_MODEL}: there is no speedup to measure"
 
 
 def describe(stats: dict[str, Any]) -> str:
@@ -34,7 +39,11 @@ def describe(stats: dict[str, Any]) -> str:
 
 
 class ConsoleProgress:
-    """A rich progress bar on a terminal; plain log lines otherwise (CI, pipes, files)."""
+    """A rich progress bar on a terminal; plain log lines otherwise (CI, pipes, files).
+
+    ``update(done, stats)`` comes every step: with the step count alone (``stats`` empty),
+    which moves the bar and nothing else, or with a training record at log points, which also
+    refreshes the statistics (and is the only call that prints a plain line)."""
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
@@ -59,8 +68,11 @@ class ConsoleProgress:
         if not self.enabled:
             return
         if self._bar is not None:
-            self._bar.update(self._task, completed=done, stats=describe(stats))
-        else:
+            if stats:
+                self._bar.update(self._task, completed=done, stats=describe(stats))
+            else:  # a step between log points: the count only (no formatting, no printing)
+                self._bar.update(self._task, completed=done)
+        elif stats:
             console.print(f"step {done}/{self._total}  {describe(stats)}")
 
     def message(self, text: str) -> None:
@@ -83,8 +95,17 @@ def fmt_flops(value: float | None) -> str:
     return f"{value:.0f}"
 
 
-def report_table(report: dict[str, Any]) -> Table:
-    """The end-of-run summary: accuracy, sparsity, parameters, FLOPs and measured speed."""
+def warning_line(text: str) -> Text:
+    """``text`` highlighted, as a line of its own (wrapped, never cut, on a narrow console)."""
+    return Text(text, style="bold yellow")
+
+
+def report_table(report: dict[str, Any]) -> Table | Group:
+    """The end-of-run summary: accuracy, sparsity, parameters, FLOPs and measured speed (with
+    its spread; the latency alone, and a line saying why, when slim equals dense), then a
+    warning line if the speed was measured on a busy machine."""
+    from chase.metrics.speed import busy_warning, relative_spread, slim_equals_dense
+
     table = Table(title=f"{report['model']} on {report['dataset']} ({report['method']})",
                   show_header=True, header_style="bold")  # fmt: skip
     table.add_column("measure")
@@ -105,15 +126,28 @@ def report_table(report: dict[str, Any]) -> Table:
         ("training FLOPs (x dense)", f"{f['train_ratio']:.3f}x"),
         ("slim vs masked max |diff|", f"{report['equivalence_max_abs_diff']:.2e}"),
     ]  # fmt: skip
-    for row in report.get("speed", []):
-        b = row["batch_size"]
-        speed = row["speedup"]
+    speed = report.get("speed") or []
+    for row in speed:
+        b, spread = row["batch_size"], f"±{100 * relative_spread(row):.0f}%"
+        if slim_equals_dense(row):
+            rows.append((f"batch {b}: dense = slim ms ({row['device']})",
+                         f"{row['dense_ms']:.2f} {spread}"))  # fmt: skip
+            continue
         rows.append((
             f"batch {b}: dense / slim ms ({row['device']})",
-            f"{row['dense_ms']:.2f} / {row['slim_ms']:.2f}  "
-            f"speedup {speed:.2f}x of {row['flops_ratio']:.2f}x FLOPs",
+            f"{row['dense_ms']:.2f} / {row['slim_ms']:.2f} {spread}  "
+            f"speedup {_x(row['speedup'])} of {_x(row['flops_ratio'])} FLOPs",
         ))  # fmt: skip
     rows.append(("training time", f"{report['seconds']:.0f} s, {report['steps']} steps"))
     for name, value in rows:
         table.add_row(name, value)
-    return table
+    if speed:
+        table.caption = "±: half the p10-p90 range of the timed calls over their median"
+    lines = [Text(NO_SPEEDUP)] if speed and all(slim_equals_dense(r) for r in speed) else []
+    warning = busy_warning(speed)
+    lines += [warning_line(warning)] if warning else []
+    return Group(table, *lines) if lines else table
+
+
+def _x(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"

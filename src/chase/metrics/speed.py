@@ -3,6 +3,8 @@
 Eval mode, ``torch.inference_mode``, warm-up calls that are never timed, a device sync before
 every clock read, and robust statistics (median, 10th/90th percentiles) rather than means.
 The clock is injectable so the statistics are tested with a fake clock, never with wall time.
+The load average is read before and after each batch size's timing, so a row says whether the
+machine was busy while it was taken (``busy``; the rule is ``is_busy``).
 ``docs/measurement.md`` explains every reported number.
 """
 
@@ -12,6 +14,7 @@ import copy
 import functools
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ from chase.metrics.flops import layer_costs, total_flops
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+#: the 1-, 5- and 15-minute load averages (``os.getloadavg``), None where the OS has none
+LoadAvg = Callable[[], tuple[float, float, float] | None]
 
 
 class CompileError(ChaseError, RuntimeError):
@@ -193,6 +198,7 @@ def benchmark(
     repeats: int = 30,
     min_time_s: float = 0.0,
     clock: Clock = time.perf_counter,
+    loadavg: LoadAvg | None = None,
 ) -> list[dict[str, Any]]:
     """Latency/throughput of dense vs slim, one row per batch size, next to their FLOPs ratio.
 
@@ -201,6 +207,8 @@ def benchmark(
     slim_ms (medians); ``flops_ratio`` = dense FLOPs / slim FLOPs, the physical limit of the
     speedup; ``efficiency`` = speedup / flops_ratio (1.0 = the whole FLOPs saving is realised).
     ``amp="bf16"`` runs both forwards under ``torch.autocast`` to bfloat16 (CPU and CUDA).
+    Each row also holds the load averages read (``loadavg``, default ``os.getloadavg``) just
+    before and just after its timing, the cores and threads available, and ``busy``.
     """
     dev = torch.device(device)
     if channels_last and len(input_shape) != 3:
@@ -209,6 +217,8 @@ def benchmark(
         raise ValueError(f"batch_sizes = {tuple(batch_sizes)}: need positive batch sizes")
     if amp not in AMP:
         raise ValueError(f"amp = {amp!r} is not allowed: one of {', '.join(AMP)}")
+    read_load = loadavg if loadavg is not None else read_loadavg
+    cpus = available_cpus()
     sync = functools.partial(torch.cuda.synchronize, dev) if dev.type == "cuda" else None
     timer = functools.partial(
         time_fn, warmup=warmup, repeats=repeats, clock=clock, sync=sync, min_time_s=min_time_s
@@ -225,12 +235,15 @@ def benchmark(
             if compile:  # compilation happens on the first call of each new input shape
                 _first_call(dense_fn, x, "dense")
                 _first_call(slim_fn, x, "slim")
+            before = read_load()
             t_dense = timer(functools.partial(dense_fn, x))
             t_slim = timer(functools.partial(slim_fn, x))
+            after = read_load()
             row = _row(batch, t_dense, t_slim, dense_flops, slim_flops)
             row.update(device=str(dev), channels_last=channels_last, compile=compile,
                        fuse_bn=fuse_bn, amp=amp)  # fmt: skip
             row.update(flops_ratio=flops_ratio, efficiency=_div(row["speedup"], flops_ratio))
+            row.update(_load_fields(before, after, cpus))
             log.info(
                 "batch %d: dense %.3f ms, slim %.3f ms", batch, t_dense.median_ms, t_slim.median_ms
             )
@@ -273,3 +286,74 @@ def _row(
         "dense_flops": dense_flops,
         "slim_flops": slim_flops,
     }
+
+
+# -- how far to trust a row ------------------------------------------------------------------
+
+
+def read_loadavg() -> tuple[float, float, float] | None:
+    """``os.getloadavg()``: the 1-, 5- and 15-minute load averages; None where there is none."""
+    try:
+        return os.getloadavg()
+    except (AttributeError, OSError):  # Windows; or the OS cannot say
+        return None
+
+
+def available_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def is_busy(
+    load_before: Sequence[float] | None, load_after: Sequence[float] | None, cpus: int
+) -> bool:
+    """The busy rule: the 1-minute load average just before or just after the timing exceeds
+    the cores this process may use, i.e. more threads wanted to run than there were cores, so
+    timed calls waited for one. The load counts the timing's own threads (and, at the end of a
+    run, the training's), which fit on the cores by themselves. Unknown load: not busy."""
+    loads = [load[0] for load in (load_before, load_after) if load is not None]
+    return bool(loads) and max(loads) > cpus
+
+
+def _load_fields(
+    before: tuple[float, float, float] | None, after: tuple[float, float, float] | None, cpus: int
+) -> dict[str, Any]:
+    return {
+        "load_before": None if before is None else [round(v, 2) for v in before],
+        "load_after": None if after is None else [round(v, 2) for v in after],
+        "cpus": cpus,
+        "threads": torch.get_num_threads(),
+        "busy": is_busy(before, after, cpus),
+    }
+
+
+def busy_warning(rows: Sequence[dict[str, Any]]) -> str | None:
+    """One warning line when any row was timed on a busy machine (``is_busy``), else None."""
+    busy = [r for r in rows if r.get("busy")]
+    if not busy:
+        return None
+    load = max(v[0] for r in busy for v in (r.get("load_before"), r.get("load_after")) if v)
+    cpus = busy[0].get("cpus", "?")
+    return f"warning: timed on a busy machine (load {load:.2f} > {cpus} cores): speeds unreliable"
+
+
+def relative_spread(row: dict[str, Any]) -> float:
+    """Half the p10–p90 range of the timed calls over their median, the larger of dense and
+    slim (0.05 = the middle 80% of calls lie within about ±5% of the median)."""
+    out = 0.0
+    for which in ("dense", "slim"):
+        median = row.get(f"{which}_ms")
+        p10, p90 = row.get(f"{which}_ms_p10"), row.get(f"{which}_ms_p90")
+        if median and p10 is not None and p90 is not None:
+            out = max(out, (p90 - p10) / (2 * median))
+    return out
+
+
+def slim_equals_dense(row: dict[str, Any]) -> bool:
+    """The slim model has the dense model's FLOPs: no channel was removed (e.g. a RigL run),
+    so the two models are the same network and a "speedup" between them means nothing."""
+    dense, slim = row.get("dense_flops"), row.get("slim_flops")
+    return dense is not None and dense == slim

@@ -13,14 +13,15 @@ TRAIN = [
     "--epochs", "2", "--batch-size", "16", "--set", "data.synthetic_size=64",
     "--set", "data.val_split=16", "--set", "sparsity.update_every=2",
     "--set", "sparsity.channels.every=2", "--set", "sparsity.channels.sparsity=0.5",
-    "--set", "log_every=1", "--set", "bench.repeats=0", "--set", "recalibrate_bn_steps=2",
-    "--quiet",
+    "--set", "log_every=1", "--set", "bench.repeats=0", "--set", "bench.batch_sizes=[3]",
+    "--set", "recalibrate_bn_steps=2", "--quiet",
 ]  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished 2-epoch Chase run (6 steps, channels removed); tests must not modify it."""
+    """A finished 2-epoch Chase run (6 steps, channels removed, ``bench.batch_sizes`` [3]);
+    tests must not modify it."""
     out = tmp_path_factory.mktemp("runs") / "tiny"
     assert main([*TRAIN, "--out", str(out)]) == 0
     return out

@@ -18,6 +18,7 @@ ROW_KEYS = {
     "dense_ms_p10", "dense_ms_p90", "slim_ms_p10", "slim_ms_p90", "dense_ms_min", "slim_ms_min",
     "throughput_dense", "throughput_slim", "repeats_dense", "repeats_slim", "dense_flops",
     "slim_flops", "device", "channels_last", "compile", "fuse_bn", "amp",
+    "load_before", "load_after", "cpus", "threads", "busy",
 }  # fmt: skip
 FAST = ["--warmup", "1", "--repeats", "2", "--json"]
 
@@ -60,6 +61,45 @@ def test_run_json_uses_the_runs_slim_model(cli, run_dir: Path) -> None:
     assert d["channel_sparsity"] == report["channel_sparsity"]
     ratio = report["flops"]["dense"] / report["flops"]["gpu_supported"]
     assert d["rows"][0]["flops_ratio"] == pytest.approx(ratio)
+
+
+def test_run_is_timed_at_its_own_batch_sizes(cli, run_dir: Path) -> None:
+    assert "batch_sizes: [3]" in (run_dir / "config.yaml").read_text()
+    d = bench_json(cli, run_dir, *FAST)
+    assert [r["batch_size"] for r in d["rows"]] == [3]
+    assert d["slim_equals_dense"] is False  # the run removed channels
+
+
+def test_model_is_timed_at_1_and_64_by_default(cli) -> None:
+    d = bench_json(cli, "--model", "small_cnn", "--dataset", "mnist", "--channel-sparsity", "0.5",
+                   "--warmup", "0", "--repeats", "1", "--json")  # fmt: skip
+    assert [r["batch_size"] for r in d["rows"]] == [1, 64]
+
+
+def test_no_speedup_when_slim_equals_dense(cli) -> None:
+    args = ["--model", "small_cnn", "--dataset", "mnist", "--channel-sparsity", "0",
+            "--batch-sizes", "2", "--warmup", "0", "--repeats", "1"]  # fmt: skip
+    d = bench_json(cli, *args, "--json")
+    assert d["channel_sparsity"] == 0.0 and d["slim_equals_dense"] is True
+    code, out, _ = cli("bench", *args)
+    assert code == 0
+    assert "slim equals dense (no channels removed): there is no speedup to measure" in out
+    assert "speedup" not in out.replace("no speedup to measure", "")
+
+
+@pytest.mark.parametrize("load", [(99.0, 1.0, 1.0), (0.0, 0.0, 0.0)])
+def test_busy_machine_warning_line(cli, monkeypatch, load) -> None:
+    from chase.metrics import speed
+
+    monkeypatch.setattr(speed, "read_loadavg", lambda: load)
+    monkeypatch.setattr(speed, "available_cpus", lambda: 4)
+    code, out, _ = cli("bench", "--model", "small_cnn", "--dataset", "mnist",
+                       "--channel-sparsity", "0.3", "--batch-sizes", "2", "--warmup", "0",
+                       "--repeats", "1")  # fmt: skip
+    assert code == 0
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    expected = "warning: timed on a busy machine (load 99.00 > 4 cores): speeds unreliable"
+    assert warnings == ([expected] if load[0] > 4 else [])
 
 
 def test_table_output(cli) -> None:

@@ -179,6 +179,7 @@ def test_benchmark_real_run_keys_and_types() -> None:
         "slim_ms_p10", "slim_ms_p90", "dense_ms_min", "slim_ms_min", "throughput_dense",
         "throughput_slim", "repeats_dense", "repeats_slim", "dense_flops", "slim_flops",
         "flops_ratio", "efficiency", "device", "channels_last", "compile", "fuse_bn", "amp",
+        "load_before", "load_after", "cpus", "threads", "busy",
     }  # fmt: skip
     (row,) = rows
     assert set(row) == expected_keys
@@ -284,3 +285,86 @@ def test_compile_success_path_uses_compiled_callable(monkeypatch: pytest.MonkeyP
     )
     assert len(compiled) == 2 and rows[0]["compile"] is True
     assert compiled[0] is not dense  # a private copy is compiled, never the caller's model
+
+
+class ScriptedLoad:
+    """Load averages read in order, recording how many timed calls had run at each read."""
+
+    def __init__(self, loads: list[tuple[float, float, float] | None], calls: list[int]) -> None:
+        self.loads = iter(loads)
+        self.calls = calls
+        self.seen: list[int] = []
+
+    def __call__(self) -> tuple[float, float, float] | None:
+        self.seen.append(len(self.calls))
+        return next(self.loads)
+
+
+def test_load_is_read_just_before_and_after_each_rows_timing(monkeypatch) -> None:
+    monkeypatch.setattr(speed, "available_cpus", lambda: 4)
+    clock = SteppingClock()
+    dense, slim = ticking_pair(clock)
+    calls: list[int] = []
+    dense.register_forward_hook(lambda *_: calls.append(1))
+    slim.register_forward_hook(lambda *_: calls.append(1))
+    loads = [(1.0, 2.0, 3.0), (3.5, 2.0, 1.0), (3.9, 1.0, 1.0), (4.5, 1.0, 1.0)]
+    load = ScriptedLoad(loads, calls)  # type: ignore[arg-type]
+    rows = benchmark(dense, slim, input_shape=(3, 6, 6), batch_sizes=(1, 2), warmup=1,
+                     repeats=2, clock=clock, loadavg=load)  # fmt: skip
+    # the FLOPs count runs each model once (2 calls) before any read; each row times
+    # (1 warm-up + 2 timed) calls of each model between its two reads
+    assert load.seen == [2, 8, 8, 14]
+    assert rows[0]["load_before"] == [1.0, 2.0, 3.0] and rows[0]["load_after"] == [3.5, 2.0, 1.0]
+    assert rows[1]["load_before"] == [3.9, 1.0, 1.0] and rows[1]["load_after"] == [4.5, 1.0, 1.0]
+    assert [r["cpus"] for r in rows] == [4, 4]
+    assert [r["threads"] for r in rows] == [torch.get_num_threads()] * 2
+    assert [r["busy"] for r in rows] == [False, True]  # 3.5 and 3.9 <= 4 cores < 4.5
+
+
+def test_busy_rule() -> None:
+    assert not speed.is_busy((2.0, 9.0, 9.0), (2.0, 9.0, 9.0), 2)  # 1-minute load only
+    assert speed.is_busy((2.01, 0.0, 0.0), (0.5, 0.0, 0.0), 2)  # before counts
+    assert speed.is_busy((0.5, 0.0, 0.0), (2.01, 0.0, 0.0), 2)  # after counts
+    assert speed.is_busy(None, (3.0, 0.0, 0.0), 2)
+    assert not speed.is_busy(None, None, 2)  # no load average on this OS: no claim
+
+
+def test_no_load_average_is_recorded_as_none(monkeypatch) -> None:
+    monkeypatch.delattr(speed.os, "getloadavg")  # as on Windows
+    assert speed.read_loadavg() is None
+    clock = SteppingClock()
+    dense, slim = ticking_pair(clock)
+    (row,) = benchmark(dense, slim, input_shape=(3, 6, 6), batch_sizes=(1,), warmup=0,
+                       repeats=1, clock=clock)  # fmt: skip
+    assert row["load_before"] is None and row["load_after"] is None and row["busy"] is False
+    assert speed.busy_warning([row]) is None
+
+
+def test_busy_warning_is_one_line_with_the_highest_load() -> None:
+    quiet = {"busy": False, "load_before": [1.0, 0, 0], "load_after": [1.5, 0, 0], "cpus": 2}
+    busy = {"busy": True, "load_before": [2.5, 0, 0], "load_after": [3.25, 0, 0], "cpus": 2}
+    assert speed.busy_warning([quiet]) is None
+    assert speed.busy_warning([]) is None
+    text = speed.busy_warning([quiet, busy])
+    assert text == "warning: timed on a busy machine (load 3.25 > 2 cores): speeds unreliable"
+
+
+def test_relative_spread_is_half_the_p10_p90_range_of_the_wider_model() -> None:
+    row = {"dense_ms": 10.0, "dense_ms_p10": 9.0, "dense_ms_p90": 11.0,
+           "slim_ms": 5.0, "slim_ms_p10": 4.0, "slim_ms_p90": 7.0}  # fmt: skip
+    assert speed.relative_spread(row) == pytest.approx(0.3)  # slim: (7 - 4) / (2 * 5)
+    row.update(slim_ms_p10=4.9, slim_ms_p90=5.1)
+    assert speed.relative_spread(row) == pytest.approx(0.1)  # dense: (11 - 9) / (2 * 10)
+    assert speed.relative_spread({"dense_ms": None, "slim_ms": 1.0}) == 0.0
+
+
+def test_slim_equals_dense_when_the_flops_are_equal() -> None:
+    clock = SteppingClock()
+    dense, slim = ticking_pair(clock)
+    (row,) = benchmark(dense, dense, input_shape=(3, 6, 6), batch_sizes=(1,), warmup=0,
+                       repeats=1, clock=clock)  # fmt: skip
+    assert speed.slim_equals_dense(row)
+    (row,) = benchmark(dense, slim, input_shape=(3, 6, 6), batch_sizes=(1,), warmup=0,
+                       repeats=1, clock=clock)  # fmt: skip
+    assert not speed.slim_equals_dense(row)
+    assert not speed.slim_equals_dense({})  # an old row without FLOPs: no claim
