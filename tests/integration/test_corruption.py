@@ -23,7 +23,9 @@ DAMAGES = {
 }
 
 COMMANDS = {
-    "resume": lambda run, tmp: ["train", "--resume", run, "--quiet"],
+    # the folder holds a finished run: a plain resume only checks its end-of-run files, so the
+    # checkpoint is read by a resume that redoes the end
+    "resume": lambda run, tmp: ["train", "--resume", run, "--redo-end", "--quiet"],
     "eval": lambda run, tmp: ["eval", run],
     "flops": lambda run, tmp: ["flops", run],
     "bench": lambda run, tmp: ["bench", run, "--batch-sizes", "1", "--repeats", "1"],
@@ -31,7 +33,8 @@ COMMANDS = {
 }
 
 #: file → the commands that read it (plot reads the checkpoint only without channels.json;
-#: a resume rewrites slim.pt, report.json and channels.json without reading them)
+#: a resume redoing the end rewrites slim.pt, report.json and channels.json without reading
+#: them, and a plain resume redoes the end when one of them is damaged)
 READERS = {
     "config.yaml": ["resume", "eval", "flops", "bench", "plot"],
     "checkpoints/last.pt": ["resume", "flops", "bench"],
@@ -93,8 +96,8 @@ def test_plot_skips_damaged_metrics_lines_with_one_warning(cli, finished, tmp_pa
 def test_resume_cuts_damaged_metrics_back_and_never_pads(cli, finished, tmp_path, caplog, damage):
     run, bad = damaged_copy(finished, tmp_path, "metrics.jsonl", damage)
     with caplog.at_level("WARNING"):
-        code, _, err = cli("train", "--resume", run, "--quiet")
-    assert code == 0, err  # a finished run: the end of the run is done again
+        code, _, err = cli("train", "--resume", run, "--redo-end", "--quiet")
+    assert code == 0, err  # a finished run: its end is done again on request
     after = (run / "metrics.jsonl").read_bytes()
     assert after == bad[: len(after)]  # only ever cut, never padded or rewritten
     if damage != "random":

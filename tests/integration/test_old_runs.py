@@ -16,14 +16,22 @@ def test_a_run_folder_without_later_settings_reads_and_resumes(cli, tmp_path) ->
     # make it look older: drop every setting added later from config.yaml and the checkpoint
     config = yaml.safe_load((out / "config.yaml").read_text())
     for key in ADDED_LATER:
-        config.pop(key)
+        _drop(config, key)
     (out / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     path = out / "checkpoints" / "last.pt"
     state = torch.load(path, weights_only=True)
     for key in ADDED_LATER:
-        state["config"].pop(key)
+        _drop(state["config"], key)
     torch.save(state, path)
     assert RunDir(out).config.model == "cifar_resnet20"  # the defaults fill the gaps
     code, _, err = cli("train", "--resume", out, "--quiet")
     assert code == 0, err
     assert (out / "report.json").is_file()
+
+
+def _drop(config: dict, dotted: str) -> None:
+    """Remove ``a.b`` from a nested config (it must be there: the run wrote it)."""
+    *parents, last = dotted.split(".")
+    for part in parents:
+        config = config[part]
+    del config[last]

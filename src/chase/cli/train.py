@@ -25,6 +25,7 @@ FLAGS = {
     "seed": "seed",
     "device": "device",
     "subset": "data.subset",
+    "test_subset": "data.test_subset",
 }
 
 
@@ -59,8 +60,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--subset", type=int, help="train on the first N training examples")
+    p.add_argument(
+        "--test-subset",
+        type=int,
+        metavar="N",
+        help="evaluate on N test examples only (all classes; for quick runs)",
+    )
     add_run_options(p)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument(
+        "--redo-end",
+        action="store_true",
+        help="with --resume of a finished run: run its end (slim model, report) again",
+    )
     p.set_defaults(handler=run)
 
 
@@ -101,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
                 f"--resume continues a run with its saved configuration; drop {', '.join(used)}"
             )
         return execute(None, args.resume, args, resume=True)
+    if args.redo_end:
+        raise ConfigError("--redo-end only applies with --resume RUN_DIR of a finished run")
     cfg = RunConfig.from_dict(resolve_config(sources(args)))
     return execute(cfg, args.out or default_run_dir(cfg, args.preset), args)
 
@@ -123,13 +137,24 @@ def execute(cfg: Any, out: Any, args: argparse.Namespace, resume: bool = False) 
     outcome = run_training(
         cfg, out, resume=resume, overwrite=args.overwrite, stop_after=args.stop_after_steps,
         progress=ConsoleProgress(enabled=show), on_start=started,
+        redo_end=getattr(args, "redo_end", False),
     )  # fmt: skip
+    if outcome.already_finished:
+        if main:
+            console.print(
+                f"{outcome.run_dir.path} already finished (step {outcome.step}, report.json "
+                "written): nothing to do; --redo-end runs its end of run again",
+                soft_wrap=True,
+            )
+        return 0
     if not outcome.finished:
         if main:
             print(stop_message(outcome, args.stop_after_steps), file=sys.stderr)
         return exit_code(outcome.reason)
     if show and outcome.report is not None:
         console.print(report_table(outcome.report))
+        for problem in outcome.report.get("warnings", []):
+            console.print(f"[bold yellow]warning:[/] {problem}", soft_wrap=True)
         console.print(
             f"slim model: {outcome.run_dir.slim_path}\nreport: {outcome.run_dir.report_path}"
         )

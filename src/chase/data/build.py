@@ -57,6 +57,7 @@ class _Options:
     batch_size: int
     eval_batch_size: int
     subset: int | None
+    test_subset: int | None
     val_split: float | int
     seed: int
     augment: bool
@@ -99,6 +100,19 @@ def _train_val_indices(
         return base, None
     kept, held = split_indices(len(base), count, opts.seed)
     return base[kept], base[held]
+
+
+def _test_indices(labels: torch.Tensor, opts: _Options) -> torch.Tensor:
+    """The whole test set in file order, or its first ``test_subset`` examples in class
+    round-robin order (every class covered)."""
+    if opts.test_subset is None:
+        return torch.arange(len(labels))
+    if opts.test_subset > len(labels):
+        raise ConfigError(
+            f"data.test_subset = {opts.test_subset} is not allowed: at most {len(labels)}, "
+            "the test set size"
+        )
+    return round_robin_order(labels)[: opts.test_subset]
 
 
 def _read_tensors(
@@ -146,7 +160,7 @@ def _tensor_loaders(data: TensorData, spec: DatasetSpec, opts: _Options) -> Spli
     )
     evaluate = functools.partial(make, train=False, batch_size=opts.eval_batch_size)
     val = None if val_idx is None else evaluate(data.train_images, data.train_labels, val_idx)
-    test = evaluate(data.test_images, data.test_labels, torch.arange(len(data.test_labels)))
+    test = evaluate(data.test_images, data.test_labels, _test_indices(data.test_labels, opts))
     return train, val, test
 
 
@@ -178,7 +192,7 @@ def _folder_loaders(root: Path, spec: DatasetSpec, size: int, opts: _Options) ->
 
     train = loader(train_paths, train_labels, train_idx, True)
     val = None if val_idx is None else loader(train_paths, train_labels, val_idx, False)
-    test = loader(test_paths, test_labels, torch.arange(len(test_paths)), False)
+    test = loader(test_paths, test_labels, _test_indices(torch.tensor(test_labels), opts), False)
     return (train, val, test), len(classes)
 
 
@@ -193,7 +207,8 @@ def _options(config: DataConfig, seed: int, rank: int, world_size: int) -> _Opti
     eval_batch = config.eval_batch_size or config.batch_size
     return _Options(
         config.batch_size // world_size, max(1, eval_batch // world_size), config.subset,
-        config.val_split, seed, config.augment, rank, world_size, config.workers,
+        config.test_subset, config.val_split, seed, config.augment, rank, world_size,
+        config.workers,
     )  # fmt: skip
 
 

@@ -28,6 +28,8 @@ class DataConfig:
     eval_batch_size: global batch of evaluation (None: ``batch_size``).
     subset: train on the first N training examples; val_split: a fraction in (0, 1) or a count
     of training examples held out for validation (0: none), carved after ``subset``.
+    test_subset: evaluate on N test examples only (every class in turn, so all are covered;
+    None: the whole test set) — for quick runs: reports then speak of those N examples.
     augment: train-time augmentation (see ``chase.data.specs``); workers: ImageNet decoding
     processes. synthetic_like / synthetic_size: the real dataset synthetic data imitates, and
     its number of training examples. image_size: side of ImageNet crops and synthetic images.
@@ -38,6 +40,7 @@ class DataConfig:
     batch_size: int = 128
     eval_batch_size: int | None = None
     subset: int | None = None
+    test_subset: int | None = None
     val_split: float = 0.0
     augment: bool = True
     workers: int = 4
@@ -58,6 +61,7 @@ class DataConfig:
         check_int("data.batch_size", self.batch_size, 1)
         check_int("data.eval_batch_size", self.eval_batch_size, 1, optional=True)
         check_int("data.subset", self.subset, 1, optional=True)
+        check_int("data.test_subset", self.test_subset, 1, optional=True)
         check(
             (is_integer(self.val_split) and self.val_split >= 0)
             or (isinstance(self.val_split, float) and 0 <= self.val_split < 1),

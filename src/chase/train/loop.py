@@ -8,6 +8,7 @@ import gc
 import logging
 import random
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from torch import nn
 
 from chase.data import DataBundle, build_data
 from chase.data.synthetic import example_batch
-from chase.errors import CheckpointError, ConfigError
+from chase.errors import CheckpointError, ConfigError, ScheduleWarning
 from chase.sparsity.engine import ShrinkEvent, SparsityEngine
 from chase.sparsity.report import amenable_summary
 from chase.train import distributed
@@ -34,7 +35,10 @@ log = logging.getLogger(__name__)
 
 
 class Progress(Protocol):
-    """What the trainer tells the console (the CLI implements it; the default is silent)."""
+    """What the trainer tells the console (the CLI implements it; the default is silent).
+
+    ``update(done, stats)`` is called after every step: with the training record at log
+    points, with ``{}`` (only the step count moved) in between, so it must be cheap."""
 
     def start(self, total: int, done: int, description: str) -> None: ...
     def update(self, done: int, stats: dict[str, Any]) -> None: ...
@@ -96,6 +100,8 @@ class Trainer:
         self.scheduler = build_scheduler(
             self.optimizer, cfg.schedule, self.total, self.steps_per_epoch
         )
+        #: what the run's settings cannot do in its length (said at the start, in report.json)
+        self.warnings: list[str] = []
         self.engine = self._build_engine()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.amp == "fp16")
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.optim.label_smoothing)
@@ -142,7 +148,10 @@ class Trainer:
         scfg = self.cfg.sparsity_config(self.steps_per_epoch, self.total)
         if scfg is None:
             return None
-        engine = build_engine(self.model, scfg, self.example_inputs(), self.optimizer)
+        with warnings.catch_warnings():  # said once below, on the console and in the report
+            warnings.simplefilter("ignore", ScheduleWarning)
+            engine = build_engine(self.model, scfg, self.example_inputs(), self.optimizer)
+        self.warnings.extend(engine.schedule_problems)
         engine.on_shrink(self._shrunk)
         return engine
 
@@ -232,6 +241,8 @@ class Trainer:
         self.metrics = MetricsLog(self.run.metrics_path, self.dist.main, offset, self.clock.it)
         self._wrap()
         c = self.clock
+        for problem in self.warnings if self.dist.main else ():
+            log.warning("%s", problem)
         self.progress.start(self.total, c.it, "train")
         began = self._began = time.perf_counter() - c.seconds
         stopped = False
@@ -245,6 +256,8 @@ class Trainer:
                 c.seconds = time.perf_counter() - began
                 if c.it % self.cfg.log_every == 0 or c.it == self.total:
                     self._log_train()
+                else:  # the bar moves every step; its statistics change at log points
+                    self.progress.update(c.it, {})
                 self._log_amenable()
                 if c.it >= self.total:
                     break

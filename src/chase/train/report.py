@@ -7,6 +7,9 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -17,6 +20,7 @@ import chase
 from chase.files import atomic_write_text
 from chase.metrics import benchmark, engine_flops, param_counts
 from chase.metrics.speed import json_rows
+from chase.sparsity.schedules import NEGLIGIBLE
 from chase.structure import SlimSpec, recalibrate_bn
 from chase.structure import save_slim as save_slim_spec
 
@@ -26,22 +30,52 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class _Phases:
+    """The end of a run in named phases: each announced on the console with its size, then
+    its wall time; the times go into report.json (``end_seconds``)."""
+
+    def __init__(self, trainer: Trainer):
+        self.progress = trainer.progress
+        self.seconds: dict[str, float] = {}
+        self.began = time.perf_counter()
+
+    @contextmanager
+    def phase(self, key: str, text: str) -> Iterator[None]:
+        self.progress.message(f"end of run: {text} ...")
+        began = time.perf_counter()
+        yield
+        self.seconds[key] = round(time.perf_counter() - began, 3)
+        self.progress.message(f"end of run: {text}: {self.seconds[key]:.1f} s")
+
+    def total(self) -> dict[str, float]:
+        return {**self.seconds, "total": round(time.perf_counter() - self.began, 3)}
+
+
 def finish(trainer: Trainer) -> dict[str, Any]:
     """Everything after the last training step; returns the report (rank 0 writes files)."""
     cfg, model, engine, data = trainer.cfg, trainer.model, trainer.engine, trainer.data
     model.eval()
-    trainer.progress.message("evaluating the masked model on the test set")
-    masked = trainer.evaluate(model, data.test)
+    phases = _Phases(trainer)
+    test = f"{data.test.num_examples:,} test examples"
+    if trainer.dist.world_size > 1:
+        test += " per process"
+    with phases.phase("test_masked", f"evaluating the masked model on {test}"):
+        masked = trainer.evaluate(model, data.test)
     slim = _slim(model, engine)
     x_test = trainer.layout(next(iter(data.test.epoch(0)))[0][:8].to(trainer.device))
     with torch.no_grad():
         diff = float((model(x_test).float() - slim(x_test).float()).abs().max())
-    if cfg.recalibrate_bn_steps != 0 and _has_bn(slim):
-        trainer.progress.message("recalibrating BatchNorm statistics of the slim model")
-        batches = (trainer.layout(x.to(trainer.device)) for x, _ in data.train.epoch(0))
-        recalibrate_bn(slim, batches, steps=cfg.recalibrate_bn_steps, device=trainer.device)
-        _average_bn_over_ranks(slim)
-    result = trainer.evaluate(slim, data.test)
+    steps = cfg.recalibrate_bn_steps
+    if steps != 0 and _has_bn(slim):
+        batches = f"{steps} training batches" if steps is not None else "one epoch of training"
+        with phases.phase(
+            "recalibrate_bn", f"recalibrating BatchNorm of the slim model on {batches}"
+        ):
+            batches_in = (trainer.layout(x.to(trainer.device)) for x, _ in data.train.epoch(0))
+            recalibrate_bn(slim, batches_in, steps=steps, device=trainer.device)
+            _average_bn_over_ranks(slim)
+    with phases.phase("test_slim", f"evaluating the slim model on {test}"):
+        result = trainer.evaluate(slim, data.test)
     report: dict[str, Any] = {
         "method": cfg.method,
         "model": cfg.model,
@@ -50,6 +84,7 @@ def finish(trainer: Trainer) -> dict[str, Any]:
         "test_loss": result.loss,
         "test_accuracy_masked": masked.accuracy,
         "test_loss_masked": masked.loss,
+        "test_examples": result.count,
         "equivalence_max_abs_diff": diff,
         "steps": trainer.clock.it,
         "epochs": cfg.epochs,
@@ -58,9 +93,14 @@ def finish(trainer: Trainer) -> dict[str, Any]:
         "shrink": _shrink_times(trainer),
     }
     report.update(_sparsity(engine))
+    report["warnings"] = trainer.warnings + _end_warnings(engine)
     report.update(_flops_and_params(trainer, slim))
     if trainer.dist.main:
-        report["speed"] = _speed(trainer, slim)
+        report["speed"] = []
+        if cfg.bench.repeats > 0:
+            with phases.phase("speed", "measuring dense vs slim inference speed"):
+                report["speed"] = _speed(trainer, slim)
+        report["end_seconds"] = phases.total()
         _save(trainer, slim, report)
     return report
 
@@ -122,6 +162,31 @@ def _sparsity(engine: Any) -> dict[str, Any]:
     return out
 
 
+def _end_warnings(engine: Any) -> list[str]:
+    """What the run did not reach: its density budget, or its channel target (by more than
+    ``NEGLIGIBLE``, as the warnings at the start)."""
+    if engine is None:
+        return []
+    out = []
+    summary = engine.summary()
+    if summary["density"] - engine.config.density > NEGLIGIBLE:
+        out.append(
+            f"the final density {summary['density']:.4f} is above the budget "
+            f"{engine.config.density:g} ({summary['active']} active weights, budget "
+            f"{summary['budget']})"
+        )
+    pruner = engine.channels
+    if pruner is not None:
+        live, target = pruner.live_physical(), pruner.target(engine.config.channel_end)
+        if engine.config.channels.sparsity - (1 - live / pruner.physical) > NEGLIGIBLE:
+            out.append(
+                f"channel sparsity ended at {1 - live / pruner.physical:.3f}, short of the "
+                f"target {engine.config.channels.sparsity:g} ({live} of {pruner.physical} "
+                f"prunable channels live, the target is {target})"
+            )
+    return out
+
+
 def _flops_and_params(trainer: Trainer, slim: nn.Module) -> dict[str, Any]:
     engine = trainer.engine
     rep, train = engine_flops(trainer.model, engine, slim, trainer.example_inputs(1), trainer.total)
@@ -141,7 +206,6 @@ def _speed(trainer: Trainer, slim: nn.Module) -> list[dict[str, Any]]:
     b = trainer.cfg.bench
     if b.repeats <= 0:
         return []
-    trainer.progress.message("measuring dense vs slim inference speed")
     h, w = trainer.data.image_size
     rows = benchmark(
         trainer.original_model().eval(), slim, input_shape=(trainer.data.in_channels, h, w),

@@ -92,6 +92,8 @@ class Outcome:
     step: int | None
     run_dir: RunDir
     report: dict[str, Any] | None = None
+    #: a resume found the run already finished and did nothing (``report`` is the saved one)
+    already_finished: bool = False
 
     @property
     def finished(self) -> bool:
@@ -114,6 +116,7 @@ def run_training(
     stop_after: int | None = None,
     progress: Progress | None = None,
     on_start: Any = None,
+    redo_end: bool = False,
 ) -> Outcome:
     """Train ``cfg`` in ``run_dir`` to the end (slim model, report) or until stopped.
 
@@ -125,6 +128,11 @@ def run_training(
     checkpoint; a second signal exits the process at once. ``on_start(trainer)`` is called once
     the run is set up (the CLI prints where it runs). Under ``torchrun`` every rank calls this
     (rank 0 holds the lock); the process group is left on every exit path.
+
+    Resuming a finished run (its end-of-run files intact: ``RunDir.finished_report``) does
+    nothing and returns the saved report (``Outcome.already_finished``); ``redo_end`` runs its
+    end (slim model, report) again from the last checkpoint instead, as a resume does when one
+    of those files is damaged.
     """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     check_stop_after(stop_after)
@@ -132,8 +140,15 @@ def run_training(
         raise ConfigError("resume continues a run with its saved configuration: give no cfg")
     if not resume and cfg is None:
         raise ConfigError("a new run needs a configuration")
+    if redo_end and not resume:
+        raise ConfigError("redo_end (--redo-end) only applies when resuming a finished run")
     if resume:
         cfg = RunConfig.from_dict(run.read_config())
+        report = None if redo_end else run.finished_report()
+        if report is not None:
+            step = report.get("steps")
+            step = step if isinstance(step, int) else None
+            return Outcome(StopReason.FINISHED, step, run, report, already_finished=True)
     assert cfg is not None
     job = _Job(cfg, run, resume, overwrite)
     with stop_on_signals(run) as signals:

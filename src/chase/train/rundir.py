@@ -144,6 +144,20 @@ class RunDir:
     def checkpoint(self) -> dict[str, Any]:
         return load_checkpoint(self.checkpoint_path, map_location="cpu")
 
+    def finished_report(self) -> dict[str, Any] | None:
+        """The report of a finished run whose end-of-run files are all intact (``report.json``,
+        ``slim.pt`` and, if written, ``channels.json``); None otherwise: the run has not ended,
+        or a damaged or missing file needs its end of run again (``--resume`` does that)."""
+        try:
+            report = _read_json(self.report_path)
+            if report is None or not self.slim_path.is_file():
+                return None
+            chase.load_slim(self.slim_path)
+            _read_json(self.channels_path)
+        except CheckpointError:
+            return None
+        return report
+
     @cached_property
     def slim(self) -> chase.SlimModel | None:
         """The saved slim model, or None for an unfinished run (no ``slim.pt`` yet)."""
@@ -200,7 +214,7 @@ class RunDir:
 
 #: Settings added after run folders were first written: an older config.yaml lacks them and
 #: takes their defaults (each later addition goes here, or old runs would read as damaged).
-ADDED_LATER = frozenset({"amenable_every"})
+ADDED_LATER = frozenset({"amenable_every", "data.test_subset"})
 
 
 def _missing_keys(data: dict[str, Any]) -> list[str]:
@@ -212,7 +226,11 @@ def _missing_keys(data: dict[str, Any]) -> list[str]:
         if key not in data and key not in ADDED_LATER:
             missing.append(key)
         elif isinstance(default, dict) and default and isinstance(data[key], dict):
-            missing += [f"{key}.{k}" for k in default if k not in data[key]]
+            missing += [
+                f"{key}.{k}"
+                for k in default
+                if k not in data[key] and f"{key}.{k}" not in ADDED_LATER
+            ]
     return missing
 
 
