@@ -29,4 +29,5 @@ if [ ! -e "$data_dir/train-images-idx3-ubyte.gz" ] && [ ! -e "$data_dir/train-im
   fi
 fi
 
+echo "chase is installed in .venv: 'source .venv/bin/activate' puts it on PATH (or run .venv/bin/chase)"
 exec .venv/bin/chase train --preset fmnist-demo --data-dir "$data_dir" --out runs/fmnist-demo --overwrite "$@"
