@@ -4,6 +4,7 @@
     python benchmarks/accuracy_study.py --dry-run            # the runs, their states, an estimate
     python benchmarks/accuracy_study.py --models small_cnn --methods rigl,chase-sc0.5 --seeds 0
     python benchmarks/accuracy_study.py --report             # docs/results.md from the run folders
+    python benchmarks/accuracy_study.py --archive benchmarks/study  # keep the finished results
 
 Every run goes through the library (``chase.train.run.run_training``) into its own folder,
 ``<study-dir>/<model>/<method>-d<density>-s<seed>``, and keeps its ``report.json``. A run whose
@@ -12,6 +13,12 @@ unfinished one resumes from its checkpoint; a folder holding another configurati
 script (``--overwrite`` replaces it). So the study can be run in pieces, stopped with Ctrl-C
 (the run checkpoints) and continued with the same command. The grid and the run settings are
 in ``study_plan.py``; ``<study-dir>/study_log.jsonl`` records each run's wall time and machine.
+
+``--archive DIR`` copies what the report reads from every finished run (``config.yaml``,
+``report.json``, ``metrics.jsonl``, ``channels.json``; no model files) and the log into DIR,
+which is a study folder itself: ``--study-dir DIR`` skips those runs and ``--report`` reads
+them. The project keeps its results in ``benchmarks/study`` so the study can continue on
+another machine.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ import torch
 from common import environment
 from study_plan import DENSITIES, METHODS, MODELS, SEEDS, SIZES, Run, Size, config, plan
 
+from chase.files import atomic_write
+from chase.train.config import RunConfig
 from chase.train.run import exit_code, run_training
 from chase.train.rundir import RunDir
 
@@ -45,7 +54,8 @@ def state(run: Run, study_dir: Path, expected: dict[str, Any]) -> str:
     folder = RunDir(run.folder(study_dir))
     if not folder.is_run():
         return "new"
-    if folder.read_config() != expected:
+    # read through RunConfig, so a folder written before a field was added still matches
+    if RunConfig.from_dict(folder.read_config()).to_dict() != expected:
         return "mismatch"
     if folder.report_path.is_file():
         return "done"
@@ -97,6 +107,32 @@ def execute(
     entry["report"] = outcome.report
     entry["exit"] = exit_code(outcome.reason)
     return entry
+
+
+#: what the report reads from a finished run (model files and checkpoints stay behind)
+KEPT = ("config.yaml", "report.json", "metrics.jsonl", "channels.json")
+
+
+def archive(study_dir: Path, dest: Path) -> int:
+    """Copy every finished run's ``KEPT`` files into the same place under ``dest`` and merge
+    the study log (entries already there are not repeated); returns the runs copied."""
+    copied = 0
+    for report in sorted(study_dir.glob("*/*/report.json")):
+        folder = report.parent
+        target = dest / folder.relative_to(study_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in KEPT:
+            if (folder / name).is_file():
+                data = (folder / name).read_bytes()
+                atomic_write(target / name, lambda fh, data=data: fh.write(data))
+        copied += 1
+    have = {json.dumps(e, sort_keys=True) for e in read_log(dest)}
+    new = [e for e in read_log(study_dir) if json.dumps(e, sort_keys=True) not in have]
+    if new:
+        dest.mkdir(parents=True, exist_ok=True)
+        with open(dest / LOG, "a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(e) + "\n" for e in new)
+    return copied
 
 
 def states_of(runs: list[Run], args: argparse.Namespace) -> dict[Run, tuple[Any, str]]:
@@ -183,6 +219,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dry-run", action="store_true", help="list the runs and estimate the time")
     p.add_argument("--report", action="store_true", help="write --results from the run folders")
     p.add_argument("--results", default="docs/results.md", help="the report's markdown file")
+    p.add_argument("--archive", metavar="DIR", help="copy the finished runs' results into DIR")
     args = p.parse_args(argv)
     args.models = _list(args.models, list(MODELS), "models")
     args.methods = _list(args.methods, list(METHODS), "methods")
@@ -200,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
 
         written = write_results(Path(args.study_dir), Path(args.results), sys.argv)
         print("\n".join(str(w) for w in written))
+        return 0
+    if args.archive:
+        copied = archive(Path(args.study_dir), Path(args.archive))
+        print(f"{copied} finished runs' results in {args.archive}")
         return 0
     runs = plan(args.models, args.methods, args.densities, args.seeds)
     return dry_run(runs, args) if args.dry_run else run_all(runs, args)

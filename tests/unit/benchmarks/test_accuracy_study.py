@@ -180,3 +180,25 @@ def test_the_report_says_whether_it_covers_the_full_grid() -> None:
     text = study_report._coverage(found[1:])
     assert text.startswith(f"**Partial**: this page covers {len(full) - 1} of")
     assert f"{full[0].model} {sum(r.model == full[0].model for r in full) - 1} of" in text
+
+
+def test_archive_keeps_finished_runs_results_and_is_a_study_folder(tmp_path: Path) -> None:
+    study, kept = tmp_path / "runs", tmp_path / "kept"
+    done, unfinished = plan(["small_cnn"], ["rigl"], [0.1], [0, 1])
+    folder = fake_run(study, done, report=report(0.9), checkpoint=True)
+    (folder / "slim.pt").write_bytes(b"a model")
+    fake_run(study, unfinished, checkpoint=True)
+    entry = {"run": done.key, "finished": True, "wall_s": 3.0}
+    (study / accuracy_study.LOG).write_text(json.dumps(entry) + "\n")
+    assert accuracy_study.archive(study, kept) == 1
+    assert accuracy_study.archive(study, kept) == 1  # again: the log is not repeated
+    copied = kept / done.folder(Path(".")).as_posix()
+    assert sorted(p.name for p in copied.iterdir()) == [
+        "config.yaml",
+        "metrics.jsonl",
+        "report.json",
+    ]
+    assert not (kept / unfinished.folder(Path("."))).exists()
+    assert accuracy_study.read_log(kept) == [entry]
+    cfg = config(done, SMOKE).to_dict()
+    assert accuracy_study.state(done, kept, cfg) == "done"  # the study skips it there
