@@ -34,6 +34,9 @@ class Spy:
     def __len__(self) -> int:
         return len(self.loader)
 
+    def __getattr__(self, name: str) -> Any:  # num_examples and the rest: the loader's
+        return getattr(self.loader, name)
+
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Any]:
         self.seen.append((self.done["fit"], self.trainer.clock.it))
         return self.loader.epoch(epoch, start)

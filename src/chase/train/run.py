@@ -144,7 +144,7 @@ def run_training(
         raise ConfigError("redo_end (--redo-end) only applies when resuming a finished run")
     if resume:
         cfg = RunConfig.from_dict(run.read_config())
-        report = None if redo_end else run.finished_report()
+        report = None if redo_end else _finished_report(run)
         if report is not None:
             step = report.get("steps")
             step = step if isinstance(step, int) else None
@@ -166,6 +166,15 @@ def run_training(
             signals.quiet()  # leaving needs no interruption: a signal now only sets the reason
             job.close(together)
     return outcome
+
+
+def _finished_report(run: RunDir) -> dict[str, Any] | None:
+    """``run.finished_report()``, read under the folder's lock by rank 0 (``RunInUseError``
+    while another process has the folder, e.g. one redoing its end)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return run.finished_report()
+    with run.lock():
+        return run.finished_report()
 
 
 class Stopped(BaseException):
