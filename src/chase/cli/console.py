@@ -77,7 +77,7 @@ class ConsoleProgress:
 
     def message(self, text: str) -> None:
         if self.enabled:
-            console.print(text)
+            console.print(text, soft_wrap=True)  # one line each, whatever the width
 
     def stop(self) -> None:
         if self._bar is not None:

@@ -67,7 +67,8 @@ def finish(trainer: Trainer) -> dict[str, Any]:
         diff = float((model(x_test).float() - slim(x_test).float()).abs().max())
     steps = cfg.recalibrate_bn_steps
     if steps != 0 and _has_bn(slim):
-        batches = f"{steps} training batches" if steps is not None else "one epoch of training"
+        used = len(data.train) if steps is None else min(steps, len(data.train))
+        batches = f"{used} training batches"
         with phases.phase(
             "recalibrate_bn", f"recalibrating BatchNorm of the slim model on {batches}"
         ):
