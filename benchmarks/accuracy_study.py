@@ -36,6 +36,7 @@ import torch
 from common import environment
 from study_plan import DENSITIES, METHODS, MODELS, SEEDS, SIZES, Run, Size, config, plan
 
+from chase.errors import ChaseError
 from chase.files import atomic_write
 from chase.train.config import RunConfig
 from chase.train.run import exit_code, run_training
@@ -55,7 +56,11 @@ def state(run: Run, study_dir: Path, expected: dict[str, Any]) -> str:
     if not folder.is_run():
         return "new"
     # read through RunConfig, so a folder written before a field was added still matches
-    if RunConfig.from_dict(folder.read_config()).to_dict() != expected:
+    try:
+        saved = RunConfig.from_dict(folder.read_config()).to_dict()
+    except ChaseError:  # damaged or from another version: not this run
+        return "mismatch"
+    if saved != expected:
         return "mismatch"
     if folder.report_path.is_file():
         return "done"

@@ -28,7 +28,13 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--dataset", help="dataset (default: the run's)")
     p.add_argument("--data-dir", help="dataset folder (default: the run's)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="evaluation batch (default: the run's evaluation batch, so the report's accuracy "
+        "is reproduced exactly; 256 for a file outside a run folder)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run)
@@ -42,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
     from chase.train.rundir import RunDir
 
     device = resolve_device(args.device, "--device")  # before any loading
-    check_int("--batch-size", args.batch_size, 1)
+    if args.batch_size is not None:
+        check_int("--batch-size", args.batch_size, 1)
     target = Path(args.target)
     if not target.exists():
         raise ConfigError(f"{target} does not exist: give a run folder or a slim.pt file")
-    overrides = {"batch_size": 1, "eval_batch_size": args.batch_size, "workers": 0}
     loaded = None
     if target.is_dir():
         run = RunDir(target)
@@ -65,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
             "(no config.yaml next to it)"
         )
     else:
-        data_cfg, seed = DataConfig(name=args.dataset, dir=args.data_dir), 0
+        data_cfg, seed = DataConfig(name=args.dataset, dir=args.data_dir, batch_size=256), 0
     loaded = loaded or load_slim(target)
+    batch = args.batch_size or data_cfg.eval_batch_size or data_cfg.batch_size
+    overrides = {"batch_size": 1, "eval_batch_size": batch, "workers": 0}
     data = build_data(dataclasses.replace(data_cfg, **overrides), seed=seed)
     model = loaded.model.to(device).eval()
     result = evaluate(model, data.test, device)

@@ -71,7 +71,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--redo-end",
         action="store_true",
-        help="with --resume of a finished run: run its end (slim model, report) again",
+        help="with --resume: run a finished run's end (slim model, report) again (an "
+        "unfinished run just resumes)",
     )
     p.set_defaults(handler=run)
 

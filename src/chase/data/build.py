@@ -107,6 +107,11 @@ def _test_indices(labels: torch.Tensor, opts: _Options) -> torch.Tensor:
     round-robin order (every class covered)."""
     if opts.test_subset is None:
         return torch.arange(len(labels))
+    if opts.test_subset < opts.world_size:
+        raise ConfigError(
+            f"data.test_subset = {opts.test_subset} is not allowed with {opts.world_size} "
+            "processes: every process needs at least one test example"
+        )
     if opts.test_subset > len(labels):
         raise ConfigError(
             f"data.test_subset = {opts.test_subset} is not allowed: at most {len(labels)}, "

@@ -165,10 +165,14 @@ def inaction(config: SparsityConfig, updater: Updater | None = None) -> list[str
         first = first_channel_event(config)
         assert first is not None
         if first > total:
+            why = (
+                "channels.every, as channels.offset is 0"
+                if config.channel_offset == 0
+                else "channels.offset, or update_every // 2 when it is unset"
+            )
             out.append(
                 f"no channel event before the end of the run: the first would follow step "
-                f"{first} (channels.offset, or update_every // 2 when it is unset), but the run "
-                f"has {total} steps; no channels are removed"
+                f"{first} ({why}), but the run has {total} steps; no channels are removed"
             )
         else:
             last = first + (total - first) // ch.every * ch.every

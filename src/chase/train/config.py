@@ -236,7 +236,9 @@ class RunConfig:
             self.recalibrate_bn_steps,
             "an integer >= 0 (0: no recalibration) or null (one epoch of training batches)",
         )
-        _engine_config(self.sparsity, self.method, 100, 100)  # placeholder data size
+        # a placeholder data size, large so that no epoch or percentage rounds to 0 steps here
+        # (the run's real size is checked again when it starts)
+        _engine_config(self.sparsity, self.method, 1_000, 1_000_000)
 
     # -- conversion --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -320,7 +322,13 @@ def to_steps(value: Any, steps_per_epoch: int, key: str, total_steps: int) -> in
             return round(float(match.group(1)) * steps_per_epoch)
         match = _PERCENT.match(value)
         if match and float(match.group(1)) <= 100:
-            return round(float(match.group(1)) / 100 * total_steps)
+            steps = round(float(match.group(1)) / 100 * total_steps)
+            if steps == 0 and float(match.group(1)) > 0:
+                raise ConfigError(
+                    f"{key} = {value!r} is not allowed here: it is 0 steps of this "
+                    f"{total_steps}-step run; give a larger percentage or a number of steps"
+                )
+            return steps
     raise ConfigError(
         f"{key} = {value!r} is not allowed: an integer number of steps, "
         "a string like '30ep' (epochs) or one like '80%' (of the run's steps, at most 100%)"

@@ -20,7 +20,6 @@ import chase
 from chase.files import atomic_write_text
 from chase.metrics import benchmark, engine_flops, param_counts
 from chase.metrics.speed import json_rows
-from chase.sparsity.schedules import NEGLIGIBLE
 from chase.structure import SlimSpec, recalibrate_bn
 from chase.structure import save_slim as save_slim_spec
 
@@ -164,22 +163,22 @@ def _sparsity(engine: Any) -> dict[str, Any]:
 
 
 def _end_warnings(engine: Any) -> list[str]:
-    """What the run did not reach: its density budget, or its channel target (by more than
-    ``NEGLIGIBLE``, as the warnings at the start)."""
+    """What the run did not reach, counted as the engine counts: more active weights than the
+    budget, more live prunable channels than the channel target of ``channels.end``."""
     if engine is None:
         return []
     out = []
     summary = engine.summary()
-    if summary["density"] - engine.config.density > NEGLIGIBLE:
+    if summary["active"] > summary["budget"]:
         out.append(
             f"the final density {summary['density']:.4f} is above the budget "
             f"{engine.config.density:g} ({summary['active']} active weights, budget "
             f"{summary['budget']})"
         )
     pruner = engine.channels
-    if pruner is not None:
+    if pruner is not None and pruner.physical > 0:
         live, target = pruner.live_physical(), pruner.target(engine.config.channel_end)
-        if engine.config.channels.sparsity - (1 - live / pruner.physical) > NEGLIGIBLE:
+        if live > target:
             out.append(
                 f"channel sparsity ended at {1 - live / pruner.physical:.3f}, short of the "
                 f"target {engine.config.channels.sparsity:g} ({live} of {pruner.physical} "

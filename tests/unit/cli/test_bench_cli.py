@@ -98,7 +98,7 @@ def test_busy_machine_warning_line(cli, monkeypatch, load) -> None:
                        "--repeats", "1")  # fmt: skip
     assert code == 0
     warnings = [line for line in out.splitlines() if line.startswith("warning:")]
-    expected = "warning: timed on a busy machine (load 99.00 > 4 cores): speeds unreliable"
+    expected = "warning: timed on a busy machine (load 99.00 on 4 cores): speeds unreliable"
     assert warnings == ([expected] if load[0] > 4 else [])
 
 

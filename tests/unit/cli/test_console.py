@@ -94,7 +94,9 @@ def test_busy_machine_adds_one_warning_line() -> None:
     busy = speed_row(busy=True, load_after=[3.5, 1.0, 1.0])
     lines = rendered(report([speed_row(), busy]))
     warnings = [line for line in lines if line.startswith("warning:")]
-    assert warnings == ["warning: timed on a busy machine (load 3.50 > 2 cores): speeds unreliable"]
+    assert warnings == [
+        "warning: timed on a busy machine (load 3.50 on 2 cores): speeds unreliable"
+    ]
 
 
 def test_a_report_without_speed_or_load_fields_still_prints() -> None:

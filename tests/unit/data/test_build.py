@@ -83,3 +83,14 @@ def test_augment_flag_changes_images_not_order(cifar10_root: Path) -> None:
     assert not torch.equal(xa, xb)
     lo = (0 - torch.tensor(plain.mean)) / torch.tensor(plain.std)
     assert torch.isclose(xb.amin((0, 2, 3)), lo, atol=1e-5).all()  # zero padding visible
+
+
+def test_test_subset_takes_every_class_in_turn_and_is_checked() -> None:
+    data = build_data(DataConfig(name="synthetic", synthetic_size=400, test_subset=20))
+    labels = torch.cat([y for _, y in data.test.epoch(0)])
+    assert data.test.num_examples == 20 and len(labels) == 20
+    assert torch.bincount(labels, minlength=10).tolist() == [2] * 10  # 10 classes, twice each
+    with pytest.raises(ConfigError, match=r"^data.test_subset = 1 is not allowed with 2 processes"):
+        build_data(DataConfig(name="synthetic", test_subset=1, batch_size=2), world_size=2)
+    with pytest.raises(ConfigError, match=r"^data.test_subset = 999 is not allowed: at most 100,"):
+        build_data(DataConfig(name="synthetic", synthetic_size=400, test_subset=999))

@@ -307,7 +307,7 @@ def test_load_is_read_just_before_and_after_each_rows_timing(monkeypatch) -> Non
     calls: list[int] = []
     dense.register_forward_hook(lambda *_: calls.append(1))
     slim.register_forward_hook(lambda *_: calls.append(1))
-    loads = [(1.0, 2.0, 3.0), (3.5, 2.0, 1.0), (3.9, 1.0, 1.0), (4.5, 1.0, 1.0)]
+    loads = [(1.0, 2.0, 3.0), (3.5, 2.0, 1.0), (4.9, 1.0, 1.0), (5.5, 1.0, 1.0)]
     load = ScriptedLoad(loads, calls)  # type: ignore[arg-type]
     rows = benchmark(dense, slim, input_shape=(3, 6, 6), batch_sizes=(1, 2), warmup=1,
                      repeats=2, clock=clock, loadavg=load)  # fmt: skip
@@ -315,17 +315,18 @@ def test_load_is_read_just_before_and_after_each_rows_timing(monkeypatch) -> Non
     # (1 warm-up + 2 timed) calls of each model between its two reads
     assert load.seen == [2, 8, 8, 14]
     assert rows[0]["load_before"] == [1.0, 2.0, 3.0] and rows[0]["load_after"] == [3.5, 2.0, 1.0]
-    assert rows[1]["load_before"] == [3.9, 1.0, 1.0] and rows[1]["load_after"] == [4.5, 1.0, 1.0]
+    assert rows[1]["load_before"] == [4.9, 1.0, 1.0] and rows[1]["load_after"] == [5.5, 1.0, 1.0]
     assert [r["cpus"] for r in rows] == [4, 4]
     assert [r["threads"] for r in rows] == [torch.get_num_threads()] * 2
-    assert [r["busy"] for r in rows] == [False, True]  # 3.5 and 3.9 <= 4 cores < 4.5
+    assert [r["busy"] for r in rows] == [False, True]  # 3.5 and 4.9 <= 4 cores + 1 < 5.5
 
 
 def test_busy_rule() -> None:
-    assert not speed.is_busy((2.0, 9.0, 9.0), (2.0, 9.0, 9.0), 2)  # 1-minute load only
-    assert speed.is_busy((2.01, 0.0, 0.0), (0.5, 0.0, 0.0), 2)  # before counts
-    assert speed.is_busy((0.5, 0.0, 0.0), (2.01, 0.0, 0.0), 2)  # after counts
-    assert speed.is_busy(None, (3.0, 0.0, 0.0), 2)
+    assert not speed.is_busy((3.0, 9.0, 9.0), (3.0, 9.0, 9.0), 2)  # 1-minute load only
+    assert not speed.is_busy((2.3, 0.0, 0.0), (2.0, 0.0, 0.0), 2)  # a run's own training
+    assert speed.is_busy((3.01, 0.0, 0.0), (0.5, 0.0, 0.0), 2)  # before counts
+    assert speed.is_busy((0.5, 0.0, 0.0), (3.01, 0.0, 0.0), 2)  # after counts
+    assert speed.is_busy(None, (4.0, 0.0, 0.0), 2)
     assert not speed.is_busy(None, None, 2)  # no load average on this OS: no claim
 
 
@@ -346,7 +347,7 @@ def test_busy_warning_is_one_line_with_the_highest_load() -> None:
     assert speed.busy_warning([quiet]) is None
     assert speed.busy_warning([]) is None
     text = speed.busy_warning([quiet, busy])
-    assert text == "warning: timed on a busy machine (load 3.25 > 2 cores): speeds unreliable"
+    assert text == "warning: timed on a busy machine (load 3.25 on 2 cores): speeds unreliable"
 
 
 def test_relative_spread_is_half_the_p10_p90_range_of_the_wider_model() -> None:

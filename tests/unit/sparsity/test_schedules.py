@@ -97,3 +97,31 @@ def test_the_engine_warns_with_the_same_sentences():
     with pytest.warns(ScheduleWarning, match="^no topology update before the end") as caught:
         engine = sparsify(model, torch.optim.SGD(model.parameters(), lr=0.1), config)
     assert [str(w.message) for w in caught] == engine.schedule_problems
+
+
+def test_the_closed_forms_agree_with_the_engines_step_rules():
+    """inaction's first channel event and last topology update equal a step-by-step walk of
+    the rules the engine applies (is_channel_event, is_update_step)."""
+    import itertools
+
+    from chase import ChannelConfig, SparsityConfig
+    from chase.sparsity.schedules import (
+        _last_update,
+        first_channel_event,
+        is_channel_event,
+        is_update_step,
+    )
+
+    for update_every, every, offset, total, dst_end in itertools.product(
+        (1, 3, 10), (1, 4, 7), (None, 0, 2, 9, 25), (1, 5, 12, 30), (None, 0, 6, 40)
+    ):
+        config = SparsityConfig(
+            updater="set", drop_schedule="constant", update_every=update_every,
+            total_steps=total, dst_end=dst_end,
+            channels=ChannelConfig(every=every, offset=offset, end=total),
+        )  # fmt: skip
+        steps = range(1, total + 1)
+        updates = [t for t in steps if is_update_step(config, t)]
+        assert _last_update(config, total) == (updates[-1] if updates else None), config
+        events = [t for t in range(1, 10 * total + 60) if is_channel_event(config, t)]
+        assert first_channel_event(config) == events[0], config
