@@ -139,6 +139,19 @@ def _protocol(sample: Result) -> str:
     ])  # fmt: skip
 
 
+def overlap(log: list[dict[str, Any]]) -> int:
+    """The most runs of the study log that were running at one moment (0 for an empty log)."""
+    edges = []
+    for e in log:
+        start = datetime.datetime.fromisoformat(e["started"]).timestamp()
+        edges += [(start, 1), (start + e["wall_s"], -1)]
+    running = most = 0
+    for _, change in sorted(edges, key=lambda edge: (edge[0], edge[1])):  # ends first on ties
+        running += change
+        most = max(most, running)
+    return most
+
+
 def _machine(study_dir: Path, found: list[Result]) -> str:
     log = read_log(study_dir)
     envs = {(e["env"].get("gpu") or e["env"]["cpu"], e["env"]["threads"], e["env"]["torch"],
@@ -158,6 +171,11 @@ def _machine(study_dir: Path, found: list[Result]) -> str:
         lines.append(f"- Runs started between {dates[0]} and {dates[-1]} ({span / 3600:.2f} h "
                      f"from the first start to the last end); 1-minute load average at each "
                      f"run's start {min(loads):.2f}–{max(loads):.2f}.")  # fmt: skip
+        most = overlap(log)
+        if most > 1:
+            lines.append(f"- Up to {most} runs trained at the same time (separate processes, "
+                         "sharing the machine), so per-run times are longer than alone and "
+                         "compare only among runs timed the same way.")  # fmt: skip
     lines += [
         f"- {len(found)} finished runs: {train_s / 3600:.2f} h of training (sum of `report.json` "
         f"`seconds`), {wall / 3600:.2f} h of wall time (sum over the study log, including the "

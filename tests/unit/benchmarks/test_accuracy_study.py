@@ -202,3 +202,14 @@ def test_archive_keeps_finished_runs_results_and_is_a_study_folder(tmp_path: Pat
     assert accuracy_study.read_log(kept) == [entry]
     cfg = config(done, SMOKE).to_dict()
     assert accuracy_study.state(done, kept, cfg) == "done"  # the study skips it there
+
+
+def test_the_report_counts_runs_that_overlapped() -> None:
+    from study_report import overlap
+
+    def entry(start: str, wall: float) -> dict[str, Any]:
+        return {"started": f"2026-01-01T10:{start}+00:00", "wall_s": wall}
+
+    assert overlap([]) == 0
+    assert overlap([entry("00:00", 60), entry("01:00", 60)]) == 1  # one after the other
+    assert overlap([entry("00:00", 120), entry("01:00", 120), entry("02:30", 10)]) == 2
