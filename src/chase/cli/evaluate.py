@@ -73,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         data_cfg, seed = DataConfig(name=args.dataset, dir=args.data_dir, batch_size=256), 0
     loaded = loaded or load_slim(target)
-    batch = args.batch_size or data_cfg.eval_batch_size or data_cfg.batch_size
-    overrides = {"batch_size": 1, "eval_batch_size": batch, "workers": 0}
-    data = build_data(dataclasses.replace(data_cfg, **overrides), seed=seed)
+    batch: int = args.batch_size or data_cfg.eval_batch_size or data_cfg.batch_size
+    data_cfg = dataclasses.replace(data_cfg, batch_size=1, eval_batch_size=batch, workers=0)
+    data = build_data(data_cfg, seed=seed)
     model = loaded.model.to(device).eval()
     result = evaluate(model, data.test, device)
     out = {
