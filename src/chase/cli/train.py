@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from chase.cli.console import ConsoleProgress, console, report_table
+from chase.cli.console import ConsoleProgress, console, report_table, warning_line
 from chase.errors import ConfigError
 from chase.sparsity import UPDATERS
 
@@ -155,7 +155,7 @@ def execute(cfg: Any, out: Any, args: argparse.Namespace, resume: bool = False) 
     if show and outcome.report is not None:
         console.print(report_table(outcome.report))
         for problem in outcome.report.get("warnings", []):
-            console.print(f"[bold yellow]warning:[/] {problem}", soft_wrap=True)
+            console.print(warning_line(f"warning: {problem}"), soft_wrap=True)
         console.print(
             f"slim model: {outcome.run_dir.slim_path}\nreport: {outcome.run_dir.report_path}"
         )
